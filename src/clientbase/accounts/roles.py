@@ -1,0 +1,57 @@
+"""The roles a new installation starts with; an administrator edits them afterwards."""
+
+from clientbase.accounts.permissions import ACTIONS
+from clientbase.core.visibility import Scope
+
+_CLIENT_WORK = ["clients.add", "clients.change"]
+
+DEFAULT_ROLES: list[dict] = [
+    {"slug": "administrator", "name": "Administrator", "scope": Scope.ALL, "permissions": "*"},
+    {
+        "slug": "director",
+        "name": "Director",
+        "scope": Scope.ALL,
+        "permissions": [
+            *_CLIENT_WORK,
+            "clients.export",
+            "clients.delete",
+            "core.view_audit",
+            "core.view_automation",
+        ],
+    },
+    {
+        "slug": "manager",
+        "name": "Manager",
+        "scope": Scope.UNIT,
+        "permissions": [*_CLIENT_WORK, "clients.export", "core.view_audit"],
+    },
+    {"slug": "sales", "name": "Sales", "scope": Scope.OWN, "permissions": _CLIENT_WORK},
+    {
+        "slug": "billing",
+        "name": "Billing",
+        "scope": Scope.ALL,
+        "permissions": [*_CLIENT_WORK, "clients.export"],
+    },
+    {"slug": "support", "name": "Support", "scope": Scope.ALL, "permissions": []},
+    {"slug": "read-only", "name": "Read-only", "scope": Scope.ALL, "permissions": []},
+]
+
+
+def permissions_for(spec: dict) -> list[str]:
+    """The action codes a default role allows ("*": all that are registered)."""
+    if spec["permissions"] == "*":
+        return sorted(ACTIONS)
+    return sorted(spec["permissions"])
+
+
+def ensure_default_roles(role_model) -> None:
+    """Create the default roles that are missing; leave edited ones alone."""
+    for spec in DEFAULT_ROLES:
+        role_model.objects.get_or_create(
+            slug=spec["slug"],
+            defaults={
+                "name": spec["name"],
+                "scope": spec["scope"],
+                "permissions": permissions_for(spec),
+            },
+        )

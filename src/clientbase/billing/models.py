@@ -1,0 +1,1 @@
+"""Data of the billing module (filled by its own issue)."""

@@ -1,0 +1,1 @@
+"""Data of the catalogue module (filled by its own issue)."""

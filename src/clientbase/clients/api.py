@@ -1,0 +1,108 @@
+"""Clients over the API: the same services and visibility as the UI."""
+
+import datetime as dt
+
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest
+from ninja import Field, Router, Schema
+from ninja.pagination import paginate
+
+from clientbase.accounts.models import OrgUnit, User
+from clientbase.clients import queries, services
+from clientbase.clients.models import Client
+from clientbase.core.api_base import PROBLEMS, Page
+from clientbase.core.errors import ServiceError
+
+router = Router()
+
+
+class ClientOut(Schema):
+    """A client as the API shows it."""
+
+    id: int
+    number: str
+    kind: str
+    name: str
+    email: str
+    phone: str
+    country: str
+    currency: str
+    language: str
+    status: str
+    owner_id: int | None
+    org_unit_id: int
+    created_at: dt.datetime
+
+
+class ClientIn(Schema):
+    """A new client."""
+
+    kind: Client.Kind = Client.Kind.COMPANY
+    name: str = Field(min_length=1, max_length=200)
+    email: str = Field(min_length=3, max_length=254)
+    phone: str = Field("", max_length=32)
+    country: str = Field("", max_length=2)
+    currency: str | None = Field(None, min_length=3, max_length=3)
+    language: str = Field("en", max_length=8)
+    owner_id: int | None = None
+    org_unit_id: int | None = None
+
+
+class ClientPatch(Schema):
+    """Fields to change on a client; those left out stay as they are."""
+
+    kind: Client.Kind | None = None
+    name: str | None = Field(None, min_length=1, max_length=200)
+    email: str | None = Field(None, min_length=3, max_length=254)
+    phone: str | None = Field(None, max_length=32)
+    country: str | None = Field(None, max_length=2)
+    currency: str | None = Field(None, min_length=3, max_length=3)
+    language: str | None = Field(None, max_length=8)
+
+
+def _references(data: dict) -> dict:
+    """Turn owner_id / org_unit_id into rows, refusing unknown ids at their field."""
+    resolved = {}
+    if (owner_id := data.pop("owner_id", None)) is not None:
+        resolved["owner"] = User.objects.filter(pk=owner_id, is_active=True).first()
+        if resolved["owner"] is None:
+            raise ServiceError("No such active user.", field="owner_id")
+    if (unit_id := data.pop("org_unit_id", None)) is not None:
+        resolved["org_unit"] = OrgUnit.objects.filter(pk=unit_id).first()
+        if resolved["org_unit"] is None:
+            raise ServiceError("No such org unit.", field="org_unit_id")
+    return resolved
+
+
+@router.get("", response=list[ClientOut], summary="List clients")
+@paginate(Page)
+def client_list(request: HttpRequest, q: str = ""):
+    """Clients you may see, newest first; `q` finds by number, name, email or phone."""
+    return queries.client_search(request.user, q).order_by("-id")
+
+
+@router.get("/{client_id}", response={200: ClientOut, **PROBLEMS}, summary="Get a client")
+def client_get(request: HttpRequest, client_id: int):
+    """One client, if you may see it."""
+    return queries.client_get(request.user, client_id)
+
+
+@router.post("", response={201: ClientOut, **PROBLEMS}, summary="Create a client")
+def client_create(request: HttpRequest, payload: ClientIn):
+    """Add a client; the email must not be used by another client."""
+    if not request.user.has_perm("clients.add"):
+        raise PermissionDenied
+    data = payload.dict(exclude_none=True)
+    data.update(_references(data))
+    return 201, services.client_create(by=request.user, **data)
+
+
+@router.patch("/{client_id}", response={200: ClientOut, **PROBLEMS}, summary="Change a client")
+def client_update(request: HttpRequest, client_id: int, payload: ClientPatch):
+    """Change some fields of a client you may see."""
+    client = queries.client_get(request.user, client_id)
+    if not request.user.has_perm("clients.change"):
+        raise PermissionDenied
+    return services.client_update(
+        client=client, by=request.user, **payload.dict(exclude_unset=True, exclude_none=True)
+    )

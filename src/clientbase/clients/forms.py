@@ -1,0 +1,37 @@
+"""The client form (the full client file arrives with the clients module)."""
+
+from django import forms
+from django.conf import settings
+
+from clientbase.accounts.models import OrgUnit, User
+from clientbase.clients.models import Client
+from clientbase.core.forms import StyledForm
+
+
+class ClientForm(StyledForm, forms.ModelForm):
+    """Kind, name, contact, currency, language, owner and unit of a client."""
+
+    class Meta:
+        model = Client
+        fields = [
+            "kind",
+            "name",
+            "email",
+            "phone",
+            "tax_id",
+            "street",
+            "postcode",
+            "city",
+            "country",
+            "currency",
+            "language",
+            "owner",
+            "org_unit",
+        ]
+        widgets = {"language": forms.Select(choices=settings.LANGUAGES)}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["owner"].queryset = User.objects.filter(is_active=True).order_by("username")
+        self.fields["org_unit"].queryset = OrgUnit.objects.order_by("path")
+        self.fields["currency"].initial = settings.DEFAULT_CURRENCY

@@ -1,0 +1,57 @@
+"""The client base: who the company sells to, bills and supports."""
+
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils.translation import gettext_lazy as _
+
+from clientbase.core import clock
+from clientbase.core.models import Owned
+
+
+class Client(Owned):
+    """An account: a person (B2C) or a company (B2B)."""
+
+    class Kind(models.TextChoices):
+        INDIVIDUAL = "individual", _("Individual")
+        COMPANY = "company", _("Company")
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        INACTIVE = "inactive", _("Inactive")
+        CLOSED = "closed", _("Closed")
+
+    number = models.CharField(_("client number"), max_length=32, unique=True)
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices, default=Kind.COMPANY)
+    name = models.CharField(_("name"), max_length=200)
+    email = models.EmailField(_("email"), max_length=254)
+    phone = models.CharField(_("phone"), max_length=32, blank=True)
+    tax_id = models.CharField(_("tax id"), max_length=32, blank=True, db_index=True)
+    street = models.CharField(_("street"), max_length=200, blank=True)
+    postcode = models.CharField(_("postcode"), max_length=20, blank=True)
+    city = models.CharField(_("city"), max_length=100, blank=True)
+    country = models.CharField(_("country"), max_length=2, blank=True)
+    currency = models.CharField(_("currency"), max_length=3)
+    language = models.CharField(_("language"), max_length=8, default="en")
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.ACTIVE
+    )
+    created_at = models.DateTimeField(_("created"), default=clock.now, db_index=True)
+
+    class Meta:
+        verbose_name = _("client")
+        verbose_name_plural = _("clients")
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(Lower("email"), name="client_email_unique_ci"),
+            models.CheckConstraint(
+                condition=models.Q(kind__in=["individual", "company"]), name="client_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=["active", "inactive", "closed"]),
+                name="client_status_valid",
+            ),
+        ]
+        indexes = [models.Index(Lower("name"), name="client_name_lower")]
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.name}"

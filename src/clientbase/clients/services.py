@@ -1,0 +1,130 @@
+"""Every change to a client goes through here."""
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from clientbase.accounts.models import User
+from clientbase.clients.models import Client
+from clientbase.core.audit import audit_create, audit_update, snapshot
+from clientbase.core.errors import ServiceError
+from clientbase.core.events import record_event, register_event_type
+from clientbase.core.models import EventCategory
+from clientbase.core.money import currency_exponent
+from clientbase.core.numbering import next_number, register_series
+
+register_series("client", prefix="", padding=0)
+register_event_type(
+    "client.created", EventCategory.ACCOUNT, gettext_lazy("Client %(name)s created")
+)
+register_event_type(
+    "client.changed", EventCategory.ACCOUNT, gettext_lazy("Client details changed: %(fields)s")
+)
+
+EDITABLE = (
+    "kind",
+    "name",
+    "email",
+    "phone",
+    "tax_id",
+    "street",
+    "postcode",
+    "city",
+    "country",
+    "currency",
+    "language",
+    "owner",
+    "org_unit",
+)
+
+
+def _clean(client: Client) -> None:
+    errors: dict[str, list[str]] = {}
+    client.name = client.name.strip()
+    client.email = client.email.strip()
+    if not client.name:
+        errors["name"] = [_("A client needs a name.")]
+    try:
+        validate_email(client.email)
+    except ValidationError:
+        errors["email"] = [_("Enter a valid email address, e.g. name@example.com.")]
+    try:
+        currency_exponent(client.currency)
+    except ValueError:
+        errors["currency"] = [_("Unknown currency code.")]
+    if client.kind not in Client.Kind.values:
+        errors["kind"] = [_("Choose individual or company.")]
+    if client.org_unit_id is None:
+        errors["org_unit"] = [_("Choose the unit the client belongs to.")]
+    duplicate = (
+        Client.objects.filter(email__iexact=client.email).exclude(pk=client.pk).first()
+        if client.email
+        else None
+    )
+    if duplicate is not None:
+        errors["email"] = [
+            _("Client %(number)s already uses this email.") % {"number": duplicate.number}
+        ]
+    if errors:
+        raise ServiceError(errors=errors)
+
+
+def client_create(*, by: User, **fields) -> Client:
+    """Add a client with the next client number; the email must be new to the base."""
+    unknown = set(fields) - set(EDITABLE)
+    if unknown:
+        raise TypeError(f"client_create() got unexpected fields {sorted(unknown)}")
+    fields.setdefault("currency", settings.DEFAULT_CURRENCY)
+    fields.setdefault("owner", by)
+    if "org_unit" not in fields:
+        fields["org_unit"] = by.org_unit
+    client = Client(**fields)
+    _clean(client)
+    try:
+        with transaction.atomic():
+            client.number = next_number("client").text
+            client.save()
+            audit_create(client, by=by)
+            record_event(
+                "client.created",
+                by=by,
+                client=client,
+                subject=client,
+                reference=client.number,
+                details={"name": client.name},
+            )
+    except IntegrityError as clash:
+        # Two clerks saving the same email at once: the unique index decides.
+        raise ServiceError(_("Another client already uses this email."), field="email") from clash
+    return client
+
+
+def client_update(*, client: Client, by: User, **fields) -> Client:
+    """Change a client's details; every changed field goes to the audit log."""
+    unknown = set(fields) - set(EDITABLE)
+    if unknown:
+        raise TypeError(f"client_update() got unexpected fields {sorted(unknown)}")
+    try:
+        with transaction.atomic():
+            client = Client.objects.select_for_update().get(pk=client.pk)
+            before = snapshot(client)
+            for name, value in fields.items():
+                setattr(client, name, value)
+            _clean(client)
+            client.save()
+            entry = audit_update(client, before, by=by)
+            if entry is not None:
+                record_event(
+                    "client.changed",
+                    by=by,
+                    client=client,
+                    subject=client,
+                    reference=client.number,
+                    details={"fields": ", ".join(sorted(entry.changes))},
+                )
+    except IntegrityError as clash:
+        raise ServiceError(_("Another client already uses this email."), field="email") from clash
+    return client

@@ -1,0 +1,55 @@
+"""What the clients module adds to the shell: menu, dashboard figures, global search."""
+
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+
+from clientbase.clients import queries
+from clientbase.core import clock
+from clientbase.core.registry import (
+    Counter,
+    NavEntry,
+    SearchHit,
+    SearchSource,
+    register_counter,
+    register_nav,
+    register_search,
+)
+
+
+def _new_this_month(user) -> int:
+    first = clock.today().replace(day=1)
+    return queries.clients_for(user).filter(created_at__gte=clock.start_of_day(first)).count()
+
+
+def _active(user) -> int:
+    return queries.clients_for(user).filter(status="active").count()
+
+
+def _find(user, text: str, limit: int) -> list[SearchHit]:
+    return [
+        SearchHit(
+            title=f"{c.number} · {c.name}",
+            detail=c.email,
+            url=reverse("clients:detail", args=[c.pk]),
+        )
+        for c in queries.client_search(user, text)[:limit]
+    ]
+
+
+def register() -> None:
+    """Hook the clients module into the navigation, dashboard and search."""
+    register_nav(NavEntry("clients", _("All clients"), "clients:list"))
+    register_nav(NavEntry("clients", _("Add a client"), "clients:add", "clients.add"))
+    register_counter(
+        Counter("clients.active", _("Active clients"), _active, "clients:list", "people")
+    )
+    register_counter(
+        Counter(
+            "clients.new",
+            _("New clients this month"),
+            _new_this_month,
+            "clients:list",
+            "person-plus",
+        )
+    )
+    register_search(SearchSource(_("Clients"), _find))

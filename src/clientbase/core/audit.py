@@ -1,0 +1,72 @@
+"""The audit log: which fields of which record changed, from what to what, and by whom."""
+
+from typing import Any
+
+from django.contrib.contenttypes.models import ContentType
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models, transaction
+
+from clientbase.core.models import AuditAction, AuditEntry
+
+MASK = "••••••"
+
+
+def _audited_fields(obj: models.Model) -> list[models.Field]:
+    return [f for f in obj._meta.concrete_fields if not f.primary_key]
+
+
+def _plain(value: Any) -> Any:
+    """A value as the JSON column will keep it, so before/after compare like for like."""
+    return value if _is_json_native(value) else DjangoJSONEncoder().default(value)
+
+
+def _is_json_native(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool | list | dict)
+
+
+def snapshot(obj: models.Model) -> dict[str, Any]:
+    """The record's field values now, to compare after a change."""
+    secret = set(getattr(obj, "audit_secret_fields", ()))
+    values = {}
+    for field in _audited_fields(obj):
+        value = getattr(obj, field.attname)
+        values[field.attname] = MASK if field.attname in secret and value else _plain(value)
+    return values
+
+
+def _entry(obj, action: str, changes: dict, by) -> AuditEntry:
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("audit entries are written inside the transaction of their change")
+    return AuditEntry.objects.create(
+        actor=by if getattr(by, "pk", None) else None,
+        action=action,
+        object_type=ContentType.objects.get_for_model(obj),
+        object_id=str(obj.pk),
+        object_repr=str(obj)[:200],
+        org_unit_id=getattr(obj, "org_unit_id", None),
+        owner_id=getattr(obj, "owner_id", None),
+        changes=changes,
+    )
+
+
+def audit_create(obj: models.Model, *, by) -> AuditEntry:
+    """Log a new record with every field's first value."""
+    changes = {k: {"before": None, "after": v} for k, v in snapshot(obj).items()}
+    return _entry(obj, AuditAction.CREATE, changes, by)
+
+
+def audit_update(obj: models.Model, before: dict[str, Any], *, by) -> AuditEntry | None:
+    """Log the fields that differ from `before` (a snapshot); nothing when none do."""
+    after = snapshot(obj)
+    changes = {
+        k: {"before": before.get(k), "after": v} for k, v in after.items() if before.get(k) != v
+    }
+    if not changes:
+        return None
+    return _entry(obj, AuditAction.UPDATE, changes, by)
+
+
+def audit_delete(obj: models.Model, *, by) -> AuditEntry:
+    """Log a record's last values before it goes."""
+    changes = {k: {"before": v, "after": None} for k, v in snapshot(obj).items()}
+    return _entry(obj, AuditAction.DELETE, changes, by)

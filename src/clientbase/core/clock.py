@@ -1,0 +1,27 @@
+"""The only source of "now" and "today", so that tests and reruns can travel in time."""
+
+import datetime as dt
+import zoneinfo
+
+from django.conf import settings
+from django.utils import timezone
+
+
+def now() -> dt.datetime:
+    """The current instant, aware, in UTC."""
+    return timezone.now()
+
+
+def company_timezone() -> zoneinfo.ZoneInfo:
+    """The company's time zone, in which billing dates are reckoned."""
+    return zoneinfo.ZoneInfo(settings.TIME_ZONE)
+
+
+def today() -> dt.date:
+    """Today's date in the company time zone."""
+    return now().astimezone(company_timezone()).date()
+
+
+def start_of_day(day: dt.date) -> dt.datetime:
+    """The aware instant a company day begins."""
+    return dt.datetime.combine(day, dt.time.min, tzinfo=company_timezone())

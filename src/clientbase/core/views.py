@@ -1,0 +1,119 @@
+"""Dashboard, global search, audit log, automation log and health check."""
+
+import datetime as dt
+
+from django.contrib.auth.decorators import login_required
+from django.contrib.contenttypes.models import ContentType
+from django.core.paginator import Paginator
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+
+from clientbase.accounts.models import User
+from clientbase.core import clock
+from clientbase.core.models import AuditEntry, CronRun, Event
+from clientbase.core.permissions import require_action
+from clientbase.core.registry import COUNTERS, SEARCH_SOURCES
+from clientbase.core.visibility import visible
+
+SEARCH_LIMIT = 8
+
+
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """The first page: each module's counters and the latest events the user may see."""
+    user = request.user
+    counters = [
+        {"counter": c, "value": c.count(user)}
+        for c in COUNTERS
+        if c.permission is None or user.has_perm(c.permission)
+    ]
+    recent = visible(Event.objects.select_related("actor", "client"), user)[:10]
+    return render(request, "core/dashboard.html", {"counters": counters, "recent": recent})
+
+
+@login_required
+def search(request: HttpRequest) -> HttpResponse:
+    """The global search box: every module's matches the user may see, grouped."""
+    text = request.GET.get("q", "").strip()
+    groups = []
+    if text:
+        for source in SEARCH_SOURCES:
+            hits = source.find(request.user, text, SEARCH_LIMIT)
+            if hits:
+                groups.append({"label": source.label, "hits": hits})
+    return render(request, "core/search.html", {"q": text, "groups": groups})
+
+
+def _parse_day(value: str) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+@require_action("core.view_audit")
+def audit_log(request: HttpRequest) -> HttpResponse:
+    """Who changed what: filter by user, record type and date range."""
+    entries = visible(AuditEntry.objects.select_related("actor", "object_type"), request.user)
+    actor = request.GET.get("user", "")
+    object_type = request.GET.get("type", "")
+    since = _parse_day(request.GET.get("from", ""))
+    until = _parse_day(request.GET.get("to", ""))
+    if actor.isdigit():
+        entries = entries.filter(actor_id=int(actor))
+    if object_type.isdigit():
+        entries = entries.filter(object_type_id=int(object_type))
+    if since:
+        entries = entries.filter(at__gte=clock.start_of_day(since))
+    if until:
+        entries = entries.filter(at__lt=clock.start_of_day(until + dt.timedelta(days=1)))
+    page = Paginator(entries, 50).get_page(request.GET.get("page"))
+    used_types = AuditEntry.objects.values_list("object_type", flat=True).distinct()
+    return render(
+        request,
+        "core/audit_log.html",
+        {
+            "page": page,
+            "users": User.objects.order_by("username"),
+            "types": ContentType.objects.filter(pk__in=used_types).order_by("model"),
+            "filters": {
+                "user": actor,
+                "type": object_type,
+                "from": request.GET.get("from", ""),
+                "to": request.GET.get("to", ""),
+            },
+        },
+    )
+
+
+@require_action("core.view_automation")
+def automation_log(request: HttpRequest) -> HttpResponse:
+    """The daily automation: registered jobs and every run with its outcome."""
+    from clientbase.core.cron import JOBS
+
+    page = Paginator(CronRun.objects.all(), 50).get_page(request.GET.get("page"))
+    return render(request, "core/automation_log.html", {"page": page, "jobs": JOBS.values()})
+
+
+@never_cache
+def healthz(request: HttpRequest) -> JsonResponse:
+    """For load balancers: 200 when the database answers, 503 when it does not."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception as failure:  # any database failure means "not healthy"
+        return JsonResponse({"status": "error", "database": str(failure)[:200]}, status=503)
+    return JsonResponse({"status": "ok", "database": "ok"})
+
+
+def permission_denied(request: HttpRequest, exception=None) -> HttpResponse:
+    """Themed 403."""
+    return render(request, "403.html", status=403)
+
+
+def page_not_found(request: HttpRequest, exception=None) -> HttpResponse:
+    """Themed 404."""
+    return render(request, "404.html", status=404)

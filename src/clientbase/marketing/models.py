@@ -1,0 +1,1 @@
+"""Data of the marketing module (filled by its own issue)."""

@@ -1,0 +1,1 @@
+"""Data of the client portal module (filled by its own issue)."""

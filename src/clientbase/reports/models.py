@@ -1,0 +1,1 @@
+"""Data of the reports module (filled by its own issue)."""

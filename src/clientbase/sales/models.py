@@ -1,0 +1,1 @@
+"""Data of the sales module (filled by its own issue)."""

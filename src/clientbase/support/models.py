@@ -1,0 +1,1 @@
+"""Data of the support module (filled by its own issue)."""

@@ -1,0 +1,19 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from clientbase.accounts.views import set_language
+from clientbase.api import api
+from clientbase.core import views as core_views
+
+handler403 = "clientbase.core.views.permission_denied"
+handler404 = "clientbase.core.views.page_not_found"
+
+urlpatterns = [
+    path("", include("clientbase.core.urls")),
+    path("healthz", core_views.healthz, name="healthz"),
+    path("i18n/setlang/", set_language, name="set_language"),
+    path("accounts/", include("clientbase.accounts.urls")),
+    path("clients/", include("clientbase.clients.urls")),
+    path("api/v1/", api.urls),
+    path("django-admin/", admin.site.urls),
+]

@@ -1,0 +1,91 @@
+"""Shared fixtures: an organisation tree, staff in each role, and API clients."""
+
+import pytest
+from django.db import connection
+from django.test import Client as HttpClient
+
+from clientbase.accounts.models import OrgUnit, Role, User
+from clientbase.accounts.services import org_unit_create, token_create, user_create
+
+PASSWORD = "correct-horse-battery-9"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `postgres` run only when the suite runs on PostgreSQL."""
+    from django.conf import settings
+
+    if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL)")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def org(db):
+    """Company → region → branch → two teams."""
+    company = org_unit_create(name="Acme", kind=OrgUnit.Kind.COMPANY, parent=None, by=None)
+    region = org_unit_create(name="North", kind=OrgUnit.Kind.REGION, parent=company, by=None)
+    branch = org_unit_create(name="Paris", kind=OrgUnit.Kind.BRANCH, parent=region, by=None)
+    team_a = org_unit_create(name="Team A", kind=OrgUnit.Kind.TEAM, parent=branch, by=None)
+    team_b = org_unit_create(name="Team B", kind=OrgUnit.Kind.TEAM, parent=branch, by=None)
+    return {
+        "company": company,
+        "region": region,
+        "branch": branch,
+        "team_a": team_a,
+        "team_b": team_b,
+    }
+
+
+@pytest.fixture
+def make_user(db, org):
+    """Make a user with a role (by slug) in a unit (by fixture key)."""
+
+    def make(username: str, role: str = "sales", unit: str = "team_a", **fields) -> User:
+        return user_create(
+            username=username,
+            password=PASSWORD,
+            by=None,
+            email=fields.pop("email", f"{username}@example.com"),
+            role=Role.objects.get(slug=role),
+            org_unit=org[unit],
+            **fields,
+        )
+
+    return make
+
+
+@pytest.fixture
+def admin_user(make_user):
+    """An administrator who sees everything."""
+    return make_user("root", role="administrator", unit="company")
+
+
+@pytest.fixture
+def signed_in(client):
+    """Sign a user in to the test browser client (password step only)."""
+
+    def sign_in(user: User) -> HttpClient:
+        client.force_login(user)
+        return client
+
+    return sign_in
+
+
+@pytest.fixture
+def api_client():
+    """A test client that calls the API with a user's fresh token."""
+
+    def for_user(user: User) -> HttpClient:
+        issued = token_create(user=user, name="tests", by=None)
+        return HttpClient(headers={"Authorization": f"Bearer {issued.secret}"})
+
+    return for_user
+
+
+@pytest.fixture
+def on_postgres():
+    """Whether the suite runs on PostgreSQL."""
+    return connection.vendor == "postgresql"
