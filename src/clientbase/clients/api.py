@@ -10,7 +10,7 @@ from ninja.pagination import paginate
 from clientbase.accounts.models import OrgUnit, User
 from clientbase.clients import queries, services
 from clientbase.clients.models import Client
-from clientbase.core.api_base import PROBLEMS, Page
+from clientbase.core.api_base import Id, Page, Text, problems
 from clientbase.core.errors import ServiceError
 
 router = Router()
@@ -38,26 +38,37 @@ class ClientIn(Schema):
     """A new client."""
 
     kind: Client.Kind = Client.Kind.COMPANY
-    name: str = Field(min_length=1, max_length=200)
-    email: str = Field(min_length=3, max_length=254)
-    phone: str = Field("", max_length=32)
-    country: str = Field("", max_length=2)
-    currency: str | None = Field(None, min_length=3, max_length=3)
-    language: str = Field("en", max_length=8)
-    owner_id: int | None = None
-    org_unit_id: int | None = None
+    name: Text = Field(min_length=1, max_length=200)
+    email: Text = Field(min_length=3, max_length=254)
+    phone: Text = Field("", max_length=32)
+    country: Text = Field("", max_length=2)
+    currency: Text | None = Field(None, min_length=3, max_length=3)
+    language: Text = Field("en", max_length=8)
+    owner_id: Id | None = None
+    org_unit_id: Id | None = None
 
 
 class ClientPatch(Schema):
     """Fields to change on a client; those left out stay as they are."""
 
     kind: Client.Kind | None = None
-    name: str | None = Field(None, min_length=1, max_length=200)
-    email: str | None = Field(None, min_length=3, max_length=254)
-    phone: str | None = Field(None, max_length=32)
-    country: str | None = Field(None, max_length=2)
-    currency: str | None = Field(None, min_length=3, max_length=3)
-    language: str | None = Field(None, max_length=8)
+    name: Text | None = Field(None, min_length=1, max_length=200)
+    email: Text | None = Field(None, min_length=3, max_length=254)
+    phone: Text | None = Field(None, max_length=32)
+    country: Text | None = Field(None, max_length=2)
+    currency: Text | None = Field(None, min_length=3, max_length=3)
+    language: Text | None = Field(None, max_length=8)
+
+
+# The services name the related rows; the API names their ids.
+API_FIELDS = {"owner": "owner_id", "org_unit": "org_unit_id"}
+
+
+def _at_api_fields(refused: ServiceError) -> ServiceError:
+    """The same refusal, with each field named as the API calls it."""
+    return ServiceError(
+        errors={API_FIELDS.get(field, field): msgs for field, msgs in refused.message_dict.items()}
+    )
 
 
 def _references(data: dict) -> dict:
@@ -74,31 +85,40 @@ def _references(data: dict) -> dict:
     return resolved
 
 
-@router.get("", response=list[ClientOut], summary="List clients")
+@router.get("", response={200: list[ClientOut], **problems(422)}, summary="List clients")
 @paginate(Page)
-def client_list(request: HttpRequest, q: str = ""):
+def client_list(request: HttpRequest, q: Text = ""):
     """Clients you may see, newest first; `q` finds by number, name, email or phone."""
     return queries.client_search(request.user, q).order_by("-id")
 
 
-@router.get("/{client_id}", response={200: ClientOut, **PROBLEMS}, summary="Get a client")
-def client_get(request: HttpRequest, client_id: int):
+@router.get("/{client_id}", response={200: ClientOut, **problems(404, 422)}, summary="Get a client")
+def client_get(request: HttpRequest, client_id: Id):
     """One client, if you may see it."""
     return queries.client_get(request.user, client_id)
 
 
-@router.post("", response={201: ClientOut, **PROBLEMS}, summary="Create a client")
+@router.post(
+    "", response={201: ClientOut, **problems(400, 403, 409, 422)}, summary="Create a client"
+)
 def client_create(request: HttpRequest, payload: ClientIn):
     """Add a client; the email must not be used by another client."""
     if not request.user.has_perm("clients.add"):
         raise PermissionDenied
     data = payload.dict(exclude_none=True)
     data.update(_references(data))
-    return 201, services.client_create(by=request.user, **data)
+    try:
+        return 201, services.client_create(by=request.user, **data)
+    except ServiceError as refused:
+        raise _at_api_fields(refused) from refused
 
 
-@router.patch("/{client_id}", response={200: ClientOut, **PROBLEMS}, summary="Change a client")
-def client_update(request: HttpRequest, client_id: int, payload: ClientPatch):
+@router.patch(
+    "/{client_id}",
+    response={200: ClientOut, **problems(403, 404, 422)},
+    summary="Change a client",
+)
+def client_update(request: HttpRequest, client_id: Id, payload: ClientPatch):
     """Change some fields of a client you may see."""
     client = queries.client_get(request.user, client_id)
     if not request.user.has_perm("clients.change"):

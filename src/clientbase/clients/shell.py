@@ -21,6 +21,10 @@ def _new_this_month(user) -> int:
     return queries.clients_for(user).filter(created_at__gte=clock.start_of_day(first)).count()
 
 
+def _mine(user) -> int:
+    return queries.clients_for(user).filter(owner=user).count()
+
+
 def _active(user) -> int:
     return queries.clients_for(user).filter(status="active").count()
 
@@ -50,6 +54,16 @@ def register() -> None:
             _new_this_month,
             "clients:list",
             "person-plus",
+        )
+    )
+    register_counter(
+        Counter(
+            "clients.mine",
+            _("My clients"),
+            _mine,
+            "clients:list",
+            "person-badge",
+            url_query="?mine=1",
         )
     )
     register_search(SearchSource(_("Clients"), _find))

@@ -21,10 +21,12 @@ from clientbase.core.visibility import visible
 def client_list(request: HttpRequest) -> HttpResponse:
     """Clients the user may see, newest first, with a quick search."""
     text = request.GET.get("q", "")
-    page = Paginator(queries.client_search(request.user, text), 25).get_page(
-        request.GET.get("page")
-    )
-    return render(request, "clients/client_list.html", {"page": page, "q": text})
+    found = queries.client_search(request.user, text)
+    mine = request.GET.get("mine") == "1"
+    if mine:
+        found = found.filter(owner=request.user)
+    page = Paginator(found, 25).get_page(request.GET.get("page"))
+    return render(request, "clients/client_list.html", {"page": page, "q": text, "mine": mine})
 
 
 @login_required

@@ -2,7 +2,9 @@
 
 Same key and same request: the stored response again. Same key, other request: 422.
 Same key while the first is still running: 409. A 5xx or a crash forgets the key, so the
-client may retry; keys are kept for 24 hours (see core.jobs).
+client may retry, and so do 401, 403 and 429, where the request was turned away before it
+ran and may well succeed once the caller is let in. Keys are per caller and kept for 24
+hours (see core.jobs).
 """
 
 import datetime as dt
@@ -12,18 +14,22 @@ from django.db import IntegrityError, transaction
 from django.http import HttpResponse, JsonResponse
 
 from clientbase.core import clock
+from clientbase.core.api_base import IDEMPOTENCY_HEADER, PROBLEM_MEDIA_TYPE, problem_body
 from clientbase.core.models import IdempotencyKey
 
-HEADER = "Idempotency-Key"
+HEADER = IDEMPOTENCY_HEADER
 ABANDONED_AFTER = dt.timedelta(minutes=5)
+MAX_KEY_LENGTH = 255
+# Turned away before running: not signed in, not allowed, throttled.
+NOT_RUN = {401, 403, 429}
 
 
 def problem(status: int, title: str, detail: str) -> JsonResponse:
-    """An RFC 9457 problem document."""
+    """An RFC 9457 problem document about the Idempotency-Key header."""
     return JsonResponse(
-        {"type": "about:blank", "title": title, "status": status, "detail": detail},
+        problem_body(status, title, detail, [{"field": HEADER, "message": detail}]),
         status=status,
-        content_type="application/problem+json",
+        content_type=PROBLEM_MEDIA_TYPE,
     )
 
 
@@ -40,7 +46,7 @@ def _principal(request) -> str | None:
 
 def _request_hash(request) -> str:
     digest = hashlib.sha256()
-    for part in (request.method.encode(), request.path.encode(), request.body):
+    for part in (request.method.encode(), request.get_full_path().encode(), request.body):
         digest.update(part)
         digest.update(b"\0")
     return digest.hexdigest()
@@ -66,7 +72,7 @@ class IdempotencyMiddleware:
         key = request.headers.get(HEADER)
         if request.method != "POST" or key is None or not request.path.startswith("/api/"):
             return self.get_response(request)
-        if not key or len(key) > 255:
+        if not key or len(key) > MAX_KEY_LENGTH:
             return problem(400, "Bad Idempotency-Key", "Use a key of 1 to 255 characters.")
         principal = _principal(request)
         if principal is None:
@@ -80,7 +86,7 @@ class IdempotencyMiddleware:
         except BaseException:
             IdempotencyKey.objects.filter(pk=record.pk).delete()
             raise
-        if response.status_code >= 500 or response.status_code == 401 or response.streaming:
+        if response.status_code >= 500 or response.status_code in NOT_RUN or response.streaming:
             IdempotencyKey.objects.filter(pk=record.pk).delete()
             return response
         IdempotencyKey.objects.filter(pk=record.pk).update(
@@ -91,7 +97,7 @@ class IdempotencyMiddleware:
         )
         return response
 
-    def _claim(self, principal, key, request, request_hash):
+    def _claim(self, principal, key, request, request_hash, attempts=3):
         """Take the key for this request, or answer from the request that took it first."""
         try:
             with transaction.atomic():
@@ -106,21 +112,22 @@ class IdempotencyMiddleware:
         except IntegrityError:
             pass
         existing = IdempotencyKey.objects.filter(principal=principal, key=key).first()
-        if existing is None:  # the first request failed and let the key go meanwhile
-            return self._claim(principal, key, request, request_hash)
-        if existing.request_hash != request_hash:
+        if existing is not None and existing.request_hash != request_hash:
             return None, problem(
                 422,
                 "Idempotency-Key reused",
                 "This key was already used for a different request; use a new key.",
             )
-        if existing.state == IdempotencyKey.State.RUNNING:
-            if existing.created_at < clock.now() - ABANDONED_AFTER:
-                IdempotencyKey.objects.filter(pk=existing.pk).delete()
-                return self._claim(principal, key, request, request_hash)
-            return None, problem(
-                409,
-                "Request in progress",
-                "The first request with this key is still running; retry in a moment.",
-            )
-        return None, _replay(existing)
+        if existing is not None and existing.state == IdempotencyKey.State.DONE:
+            return None, _replay(existing)
+        abandoned = existing is None or existing.created_at < clock.now() - ABANDONED_AFTER
+        if abandoned and attempts > 1:
+            # The first request let the key go (it failed), or died without doing so.
+            if existing is not None:
+                IdempotencyKey.objects.filter(pk=existing.pk, state=existing.state).delete()
+            return self._claim(principal, key, request, request_hash, attempts - 1)
+        return None, problem(
+            409,
+            "Request in progress",
+            "The first request with this key is still running; retry in a moment.",
+        )

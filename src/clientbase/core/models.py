@@ -217,6 +217,13 @@ class AuditEntry(AppendOnly):
     def __str__(self) -> str:
         return f"{self.get_action_display()} {self.object_repr}"
 
+    @property
+    def shown_changes(self) -> dict:
+        """The changes worth reading: a new record's empty fields are left out."""
+        if self.action != AuditAction.CREATE:
+            return self.changes
+        return {k: v for k, v in self.changes.items() if v.get("after") not in (None, "", [])}
+
 
 class IdempotencyKey(models.Model):
     """A POST seen with an Idempotency-Key, and the response it got, for safe retries."""

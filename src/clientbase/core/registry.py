@@ -36,6 +36,7 @@ class Counter:
     url_name: str
     icon: str = "circle"
     permission: str | None = None
+    url_query: str = ""
 
 
 @dataclass(frozen=True)

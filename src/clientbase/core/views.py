@@ -9,9 +9,11 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
+from django_otp import user_has_device
 
 from clientbase.accounts.models import User
 from clientbase.core import clock
+from clientbase.core.cron import JOBS
 from clientbase.core.models import AuditEntry, CronRun, Event
 from clientbase.core.permissions import require_action
 from clientbase.core.registry import COUNTERS, SEARCH_SOURCES
@@ -30,7 +32,24 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         if c.permission is None or user.has_perm(c.permission)
     ]
     recent = visible(Event.objects.select_related("actor", "client"), user)[:10]
-    return render(request, "core/dashboard.html", {"counters": counters, "recent": recent})
+    last_runs = []
+    if user.has_perm("core.view_automation"):
+        last_runs = [
+            (job, run)
+            for job in JOBS.values()
+            if (run := CronRun.objects.filter(job=job.name).order_by("-started_at").first())
+        ]
+    return render(
+        request,
+        "core/dashboard.html",
+        {
+            "counters": counters,
+            "recent": recent,
+            "two_factor_on": user_has_device(user, confirmed=True),
+            "token_count": user.api_tokens.filter(revoked_at__isnull=True).count(),
+            "last_runs": last_runs,
+        },
+    )
 
 
 @login_required
@@ -91,8 +110,6 @@ def audit_log(request: HttpRequest) -> HttpResponse:
 @require_action("core.view_automation")
 def automation_log(request: HttpRequest) -> HttpResponse:
     """The daily automation: registered jobs and every run with its outcome."""
-    from clientbase.core.cron import JOBS
-
     page = Paginator(CronRun.objects.all(), 50).get_page(request.GET.get("page"))
     return render(request, "core/automation_log.html", {"page": page, "jobs": JOBS.values()})
 
