@@ -40,6 +40,7 @@ for code, label, module in [
     ("accounts.unlock_logins", _("Unlock locked sign-ins"), SETTINGS),
     ("core.view_audit", _("Read the audit log"), SETTINGS),
     ("core.view_automation", _("See automation runs"), SETTINGS),
+    ("core.run_automation", _("Start the daily automation now"), SETTINGS),
     ("clients.add", _("Add clients"), CLIENTS),
     ("clients.change", _("Change clients"), CLIENTS),
     ("clients.delete", _("Delete clients"), CLIENTS),

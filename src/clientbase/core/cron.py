@@ -60,3 +60,15 @@ def run_jobs(*, day: dt.date | None = None, only: list[str] | None = None) -> li
         run.save(update_fields=["status", "result", "finished_at"])
         runs.append(run)
     return runs
+
+
+def enqueue_jobs(*, day: dt.date | None = None) -> int:
+    """Queue every daily job for the workers, once the caller's transaction commits."""
+    from django.db import transaction
+
+    from clientbase.core.tasks import run_daily_job
+
+    day_text = (day or clock.today()).isoformat()
+    for name in JOBS:
+        transaction.on_commit(lambda name=name: run_daily_job.enqueue(name, day_text))
+    return len(JOBS)

@@ -9,4 +9,5 @@ urlpatterns = [
     path("search/", views.search, name="search"),
     path("settings/audit/", views.audit_log, name="audit_log"),
     path("settings/automation/", views.automation_log, name="automation_log"),
+    path("settings/automation/run/", views.automation_run, name="automation_run"),
 ]

@@ -2,18 +2,21 @@
 
 import datetime as dt
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.contenttypes.models import ContentType
 from django.core.paginator import Paginator
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
 from django_otp import user_has_device
 
 from clientbase.accounts.models import User
 from clientbase.core import clock
-from clientbase.core.cron import JOBS
+from clientbase.core.cron import JOBS, enqueue_jobs
 from clientbase.core.models import AuditEntry, CronRun, Event
 from clientbase.core.permissions import require_action
 from clientbase.core.registry import COUNTERS, SEARCH_SOURCES
@@ -112,6 +115,18 @@ def automation_log(request: HttpRequest) -> HttpResponse:
     """The daily automation: registered jobs and every run with its outcome."""
     page = Paginator(CronRun.objects.all(), 50).get_page(request.GET.get("page"))
     return render(request, "core/automation_log.html", {"page": page, "jobs": JOBS.values()})
+
+
+@require_action("core.run_automation")
+@require_POST
+def automation_run(request: HttpRequest) -> HttpResponse:
+    """Queue today's daily jobs for the workers now."""
+    count = enqueue_jobs()
+    messages.success(
+        request,
+        _("%(count)d jobs queued; the worker runs them and they appear below.") % {"count": count},
+    )
+    return redirect("core:automation_log")
 
 
 @never_cache

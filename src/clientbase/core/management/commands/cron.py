@@ -4,7 +4,7 @@ import datetime as dt
 
 from django.core.management.base import BaseCommand, CommandError
 
-from clientbase.core.cron import JOBS, run_jobs
+from clientbase.core.cron import JOBS, enqueue_jobs, run_jobs
 
 
 class Command(BaseCommand):
@@ -14,11 +14,18 @@ class Command(BaseCommand):
         parser.add_argument("--day", help="the day to run for (YYYY-MM-DD); default today")
         parser.add_argument("--only", action="append", help="run only this job (repeatable)")
         parser.add_argument("--list", action="store_true", help="list the jobs and stop")
+        parser.add_argument(
+            "--background", action="store_true", help="queue the jobs for the workers instead"
+        )
 
-    def handle(self, *args, day=None, only=None, list=False, **options):
+    def handle(self, *args, day=None, only=None, list=False, background=False, **options):
         if list:
             for job in JOBS.values():
                 self.stdout.write(f"{job.name}\t{job.label}")
+            return
+        if background:
+            run_day = dt.date.fromisoformat(day) if day else None
+            self.stdout.write(f"{enqueue_jobs(day=run_day)} jobs queued")
             return
         try:
             run_day = dt.date.fromisoformat(day) if day else None

@@ -10,9 +10,19 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--queue", default="default")
+        parser.add_argument(
+            "--batch", action="store_true", help="process what is queued now, then exit"
+        )
 
-    def handle(self, *args, queue, **options):
+    def handle(self, *args, queue, batch, **options):
         if settings.REDIS_URL:
-            call_command("rqworker", queue, with_scheduler=True)
+            # RQ must build jobs with the Tasks backend's class, which calls the task function.
+            call_command(
+                "rqworker",
+                queue,
+                job_class="django_tasks_rq.backend.Job",
+                with_scheduler=not batch,
+                burst=batch,
+            )
         else:
-            call_command("db_worker", queue_name=queue, interval=1.0)
+            call_command("db_worker", queue_name=queue, interval=1.0, batch=batch)
