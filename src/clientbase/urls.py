@@ -14,6 +14,13 @@ urlpatterns = [
     path("i18n/setlang/", set_language, name="set_language"),
     path("accounts/", include("clientbase.accounts.urls")),
     path("clients/", include("clientbase.clients.urls")),
+    path("catalog/", include("clientbase.catalog.urls")),
+    path("billing/", include("clientbase.billing.urls")),
+    path("support/", include("clientbase.support.urls")),
+    path("sales/", include("clientbase.sales.urls")),
+    path("marketing/", include("clientbase.marketing.urls")),
+    path("reports/", include("clientbase.reports.urls")),
+    path("portal/", include("clientbase.portal.urls")),
     path("api/v1/", api.urls),
     path("django-admin/", admin.site.urls),
 ]

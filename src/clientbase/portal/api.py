@@ -1,0 +1,5 @@
+"""API of the portal module, mounted at /api/v1/ (its own issue adds the operations)."""
+
+from ninja import Router
+
+router = Router()

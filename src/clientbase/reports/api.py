@@ -1,0 +1,5 @@
+"""API of the reports module, mounted at /api/v1/ (its own issue adds the operations)."""
+
+from ninja import Router
+
+router = Router()

@@ -1,0 +1,5 @@
+"""Pages of the support module (its own issue adds them)."""
+
+app_name = "support"
+
+urlpatterns: list = []
