@@ -105,3 +105,15 @@ def test_a_failing_job_is_logged_and_others_still_run(db, monkeypatch):
     assert by_job["broken"].status == "failed"
     assert "RuntimeError: disk full" in by_job["broken"].result
     assert by_job["clear_sessions"].status == "ok"
+
+
+def test_search_box_suggests_while_typing(signed_in, make_user):
+    ann = make_user("ann")
+    alpha = client_create(by=ann, name="Alpha SARL", email="alpha@example.com")
+    response = signed_in(ann).get("/search/", {"q": "alph"}, headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    assert [t.name for t in response.templates] == ["core/_search_results.html"]
+    html = response.content.decode()
+    assert f"{alpha.number} · Alpha SARL" in html
+    assert f'href="/clients/{alpha.pk}/"' in html
+    assert "<nav" not in html

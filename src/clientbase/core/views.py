@@ -65,7 +65,11 @@ def search(request: HttpRequest) -> HttpResponse:
             hits = source.find(request.user, text, SEARCH_LIMIT)
             if hits:
                 groups.append({"label": source.label, "hits": hits})
-    return render(request, "core/search.html", {"q": text, "groups": groups})
+    # The navbar box asks with htmx while typing: answer with the suggestions only.
+    template = (
+        "core/_search_results.html" if request.headers.get("HX-Request") else "core/search.html"
+    )
+    return render(request, template, {"q": text, "groups": groups})
 
 
 def _parse_day(value: str) -> dt.date | None:

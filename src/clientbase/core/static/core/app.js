@@ -8,3 +8,13 @@ document.addEventListener("htmx:responseError", function (event) {
   const main = document.querySelector("main");
   if (main) main.prepend(alert);
 });
+
+// Close the search suggestions when the user clicks elsewhere or presses Escape.
+document.addEventListener("click", function (event) {
+  const box = document.getElementById("search-suggestions");
+  if (box && !event.target.closest("form[role=search]")) box.innerHTML = "";
+});
+document.addEventListener("keydown", function (event) {
+  const box = document.getElementById("search-suggestions");
+  if (box && event.key === "Escape") box.innerHTML = "";
+});
