@@ -5,6 +5,7 @@ from django.db import connection
 from django.test import Client as HttpClient
 
 from clientbase.accounts.models import OrgUnit, Role, User
+from clientbase.accounts.roles import ensure_default_roles
 from clientbase.accounts.services import org_unit_create, token_create, user_create
 
 PASSWORD = "correct-horse-battery-9"
@@ -23,7 +24,13 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture
-def org(db):
+def default_roles(db):
+    """The roles a new installation has (a transactional test before may have flushed them)."""
+    ensure_default_roles(Role)
+
+
+@pytest.fixture
+def org(db, default_roles):
     """Company → region → branch → two teams."""
     company = org_unit_create(name="Acme", kind=OrgUnit.Kind.COMPANY, parent=None, by=None)
     region = org_unit_create(name="North", kind=OrgUnit.Kind.REGION, parent=company, by=None)

@@ -123,6 +123,8 @@ class ApiToken(models.Model):
     last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
     revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
 
+    audit_secret_fields = ("digest",)
+
     class Meta:
         verbose_name = _("API token")
         verbose_name_plural = _("API tokens")

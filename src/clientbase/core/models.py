@@ -141,6 +141,7 @@ class Event(AppendOnly):
     class Meta:
         verbose_name = _("event")
         verbose_name_plural = _("events")
+        base_manager_name = "objects"
         ordering = ["-occurred_at", "-id"]
         indexes = [models.Index(fields=["client", "-occurred_at"])]
         constraints = [
@@ -206,6 +207,7 @@ class AuditEntry(AppendOnly):
     class Meta:
         verbose_name = _("audit entry")
         verbose_name_plural = _("audit log")
+        base_manager_name = "objects"
         ordering = ["-at", "-id"]
         indexes = [models.Index(fields=["object_type", "object_id"])]
         constraints = [
