@@ -41,7 +41,11 @@ class LanguageForm(StyledForm, forms.Form):
 class TokenForm(StyledForm, forms.Form):
     """A name for a new API token."""
 
-    name = forms.CharField(label=_("Token name"), max_length=80)
+    name = forms.CharField(
+        label=_("Token name"),
+        max_length=80,
+        widget=forms.TextInput(attrs={"placeholder": _("Token name, e.g. accounting export")}),
+    )
 
 
 class UserForm(StyledForm, forms.ModelForm):

@@ -71,6 +71,13 @@ class Role(models.Model):
         ]
 
     def __str__(self) -> str:
+        from django.utils.translation import gettext
+
+        from clientbase.accounts.roles import DEFAULT_ROLE_NAMES
+
+        # A default role keeps its translated name until an administrator renames it.
+        if DEFAULT_ROLE_NAMES.get(self.slug) == self.name:
+            return gettext(self.name)
         return self.name
 
 

@@ -1,15 +1,22 @@
 """The roles a new installation starts with; an administrator edits them afterwards."""
 
+from django.utils.translation import gettext_noop
+
 from clientbase.accounts.permissions import ACTIONS
 from clientbase.core.visibility import Scope
 
 _CLIENT_WORK = ["clients.add", "clients.change"]
 
 DEFAULT_ROLES: list[dict] = [
-    {"slug": "administrator", "name": "Administrator", "scope": Scope.ALL, "permissions": "*"},
+    {
+        "slug": "administrator",
+        "name": gettext_noop("Administrator"),
+        "scope": Scope.ALL,
+        "permissions": "*",
+    },
     {
         "slug": "director",
-        "name": "Director",
+        "name": gettext_noop("Director"),
         "scope": Scope.ALL,
         "permissions": [
             *_CLIENT_WORK,
@@ -21,19 +28,24 @@ DEFAULT_ROLES: list[dict] = [
     },
     {
         "slug": "manager",
-        "name": "Manager",
+        "name": gettext_noop("Manager"),
         "scope": Scope.UNIT,
         "permissions": [*_CLIENT_WORK, "clients.export", "core.view_audit"],
     },
-    {"slug": "sales", "name": "Sales", "scope": Scope.OWN, "permissions": _CLIENT_WORK},
+    {
+        "slug": "sales",
+        "name": gettext_noop("Sales"),
+        "scope": Scope.OWN,
+        "permissions": _CLIENT_WORK,
+    },
     {
         "slug": "billing",
-        "name": "Billing",
+        "name": gettext_noop("Billing"),
         "scope": Scope.ALL,
         "permissions": [*_CLIENT_WORK, "clients.export"],
     },
-    {"slug": "support", "name": "Support", "scope": Scope.ALL, "permissions": []},
-    {"slug": "read-only", "name": "Read-only", "scope": Scope.ALL, "permissions": []},
+    {"slug": "support", "name": gettext_noop("Support"), "scope": Scope.ALL, "permissions": []},
+    {"slug": "read-only", "name": gettext_noop("Read-only"), "scope": Scope.ALL, "permissions": []},
 ]
 
 
@@ -55,3 +67,6 @@ def ensure_default_roles(role_model) -> None:
                 "permissions": permissions_for(spec),
             },
         )
+
+
+DEFAULT_ROLE_NAMES = {spec["slug"]: spec["name"] for spec in DEFAULT_ROLES}
