@@ -83,6 +83,8 @@ class RestoreResult:
     target: str
     integrity: str
     counts: tuple[TableCount, ...]
+    # Tables the target held that the backup does not, dropped so the target is the backup.
+    dropped: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -215,10 +217,12 @@ def sqlite_restore(
         with contextlib.closing(_sqlite_open(source, read_only=True)) as stored:
             # Check the backup before touching the target, so a bad file changes nothing.
             _sqlite_verify(stored, str(source))
-            if "django_migrations" not in _sqlite_tables(stored):
+            backed_up = _sqlite_tables(stored)
+            if "django_migrations" not in backed_up:
                 raise BackupError(f"{source} is not a Clientbase backup (no django_migrations)")
             with contextlib.closing(_sqlite_open(target, read_only=False)) as restored:
-                if _sqlite_tables(restored) and not replace:
+                held = _sqlite_tables(restored)
+                if held and not replace:
                     raise BackupError(
                         f"The target {target} already holds data; restore over it only "
                         "when told to replace it (--yes)"
@@ -235,7 +239,13 @@ def sqlite_restore(
                 )
     except sqlite3.Error as failure:
         raise BackupError(f"Cannot restore {source}: {failure}") from failure
-    return RestoreResult(target=str(target), integrity=integrity, counts=counts)
+    return RestoreResult(
+        target=str(target),
+        integrity=integrity,
+        counts=counts,
+        # The backup API replaces the whole file; these are the tables that went with it.
+        dropped=tuple(sorted(held - backed_up)),
+    )
 
 
 def _sqlite_open(name: str | Path, *, read_only: bool) -> sqlite3.Connection:
@@ -331,13 +341,27 @@ def postgres_restore(
         missing = sorted(f"{schema}.{table}" for schema, table in dumped - present)
         if missing:
             raise BackupError(f"Tables missing after the restore: {', '.join(missing[:10])}")
-        names = {table for schema, table in present if schema == "public"}
+        # --clean replaces only what the backup holds; tables made after it (a later
+        # migration, say) would stay and clash with its django_migrations. The restore has
+        # committed by now, and nothing restored can reference a table the backup lacks.
+        leftovers = sorted(present - dumped)
+        with connection.transaction():
+            for schema, table in leftovers:
+                connection.execute(
+                    sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(sql.Identifier(schema, table))
+                )
+        names = {table for schema, table in dumped if schema == "public"}
         counts = tuple(
             TableCount(table, _pg_count(connection, table))
             for table in (summary_tables() if tables is None else tables)
             if table in names
         )
-    return RestoreResult(target=str(database), integrity="ok", counts=counts)
+    return RestoreResult(
+        target=str(database),
+        integrity="ok",
+        counts=counts,
+        dropped=tuple(f"{schema}.{table}" for schema, table in leftovers),
+    )
 
 
 def _tool(name: str) -> str:
@@ -359,9 +383,17 @@ def _run(*argv: str, database: PgDatabase) -> str:
 
 
 def _pg_tables(connection: psycopg.Connection) -> set[tuple[str, str]]:
+    """The tables outside the system schemas, as (schema, name)."""
+    # Not those an extension owns (PostGIS's spatial_ref_sys, say): pg_dump leaves them to
+    # the extension, so they are neither data of ours nor leftovers to drop.
     rows = connection.execute(
-        "SELECT schemaname, tablename FROM pg_tables"
-        " WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
+        "SELECT n.nspname, c.relname FROM pg_class c"
+        " JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE c.relkind IN ('r', 'p')"
+        " AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+        " AND n.nspname NOT LIKE 'pg\\_%'"
+        " AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass"
+        " AND d.objid = c.oid AND d.deptype = 'e')"
     )
     return {(schema, table) for schema, table in rows}
 
@@ -384,21 +416,27 @@ def _engine(database: Mapping) -> str:
 @contextlib.contextmanager
 def _claimed(output: Path) -> Iterator[Path]:
     """Claim the output name, write beside it, and move in only a finished backup."""
-    output.parent.mkdir(parents=True, exist_ok=True)
+    output.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
-        # "x" makes the claim atomic: two backups never end up in one file.
-        output.open("x").close()
+        # O_EXCL makes the claim atomic: two backups never end up in one file.
+        _create_private(output)
     except FileExistsError:
         raise BackupError(f"{output} already exists; choose another --output") from None
     partial = output.with_name(f".{output.name}.partial")
-    partial.unlink(missing_ok=True)
     try:
+        partial.unlink(missing_ok=True)
+        _create_private(partial)
         yield partial
         partial.replace(output)
     except BaseException:
         partial.unlink(missing_ok=True)
         output.unlink(missing_ok=True)
         raise
+
+
+def _create_private(path: Path) -> None:
+    """Make an empty file only its owner can read: a backup holds password hashes."""
+    os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
 
 def _check_kind(source: Path, magic: bytes, kind: str) -> None:

@@ -41,3 +41,5 @@ class Command(BaseCommand):
         self.stdout.write(f"integrity: {result.integrity}")
         for count in result.counts:
             self.stdout.write(f"{count.table}\t{count.rows:,} rows")
+        if result.dropped:
+            self.stdout.write(f"dropped, not in the backup: {', '.join(result.dropped)}")
