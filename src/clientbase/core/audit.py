@@ -1,5 +1,6 @@
 """The audit log: which fields of which record changed, from what to what, and by whom."""
 
+import hashlib
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
@@ -24,13 +25,38 @@ def _is_json_native(value: Any) -> bool:
     return value is None or isinstance(value, str | int | float | bool | list | dict)
 
 
+class Masked(str):
+    """A secret as the log shows it (the mask), still telling whether two secrets differ.
+
+    It is written to the JSON column as the bare mask; the digest stays in memory, so that
+    audit_update logs a change of password (mask to mask) but not an unchanged one.
+    """
+
+    def __new__(cls, secret: Any) -> "Masked":
+        masked = super().__new__(cls, MASK)
+        masked.digest = hashlib.sha256(str(secret).encode()).digest()
+        return masked
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Masked):
+            return self.digest == other.digest
+        return super().__eq__(other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = str.__hash__
+
+
 def snapshot(obj: models.Model) -> dict[str, Any]:
-    """The record's field values now, to compare after a change."""
+    """The record's field values now, to compare after a change; secrets masked."""
     secret = set(getattr(obj, "audit_secret_fields", ()))
     values = {}
     for field in _audited_fields(obj):
         value = getattr(obj, field.attname)
-        values[field.attname] = MASK if field.attname in secret and value else _plain(value)
+        values[field.attname] = (
+            Masked(value) if field.attname in secret and value else _plain(value)
+        )
     return values
 
 

@@ -23,5 +23,10 @@ def today() -> dt.date:
 
 
 def start_of_day(day: dt.date) -> dt.datetime:
-    """The aware instant a company day begins."""
-    return dt.datetime.combine(day, dt.time.min, tzinfo=company_timezone())
+    """The aware instant a company day begins, in UTC."""
+    # In UTC, because a local midnight skipped or repeated by a clock change compares unequal
+    # to every instant of another zone (PEP 495), and local datetimes subtract as wall time.
+    # fold=0 picks the first midnight when it repeats, and the moment clocks jump when it is
+    # skipped, which is when that day begins.
+    local = dt.datetime.combine(day, dt.time.min, tzinfo=company_timezone())
+    return local.astimezone(dt.UTC)
