@@ -1,12 +1,19 @@
 """The REST API at /api/v1/: each module mounts its router here."""
 
 from django.http import HttpRequest
-from ninja import NinjaAPI, Schema
+from ninja import Schema, Swagger
 
+from clientbase.billing.api import router as billing_router
+from clientbase.catalog.api import router as catalog_router
 from clientbase.clients.api import router as clients_router
-from clientbase.core.api_base import AUTH, PROBLEMS, install_problem_handlers
+from clientbase.core.api_base import AUTH, ClientbaseAPI, install_problem_handlers, problems
+from clientbase.marketing.api import router as marketing_router
+from clientbase.portal.api import router as portal_router
+from clientbase.reports.api import router as reports_router
+from clientbase.sales.api import router as sales_router
+from clientbase.support.api import router as support_router
 
-api = NinjaAPI(
+api = ClientbaseAPI(
     title="Clientbase API",
     version="1",
     description=(
@@ -16,6 +23,9 @@ api = NinjaAPI(
     ),
     auth=AUTH,
     urls_namespace="api",
+    # Served from /static/ (ninja is an installed app), so the docs work offline and under
+    # the site's CSP; no validator badge, which would fetch an image from swagger.io.
+    docs=Swagger(settings={"validatorUrl": None}),
 )
 install_problem_handlers(api)
 
@@ -34,7 +44,7 @@ class Me(Schema):
     permissions: list[str]
 
 
-@api.get("/me", response={200: Me, **PROBLEMS}, tags=["me"], summary="Who am I")
+@api.get("/me", response={200: Me, **problems()}, tags=["me"], summary="Who am I")
 def me(request: HttpRequest):
     """The user the token or session belongs to, with role, reach and allowed actions."""
     from clientbase.core.visibility import user_scope
@@ -54,3 +64,10 @@ def me(request: HttpRequest):
 
 
 api.add_router("/clients", clients_router, tags=["clients"])
+api.add_router("/catalog", catalog_router, tags=["catalog"])
+api.add_router("/billing", billing_router, tags=["billing"])
+api.add_router("/support", support_router, tags=["support"])
+api.add_router("/sales", sales_router, tags=["sales"])
+api.add_router("/marketing", marketing_router, tags=["marketing"])
+api.add_router("/reports", reports_router, tags=["reports"])
+api.add_router("/portal", portal_router, tags=["portal"])

@@ -4,7 +4,7 @@ import datetime as dt
 
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
-from ninja import Field, Router, Schema
+from ninja import Field, Router, Schema, Status
 from ninja.pagination import paginate
 
 from clientbase.accounts.models import OrgUnit, User
@@ -108,14 +108,14 @@ def client_create(request: HttpRequest, payload: ClientIn):
     data = payload.dict(exclude_none=True)
     data.update(_references(data))
     try:
-        return 201, services.client_create(by=request.user, **data)
+        return Status(201, services.client_create(by=request.user, **data))
     except ServiceError as refused:
         raise _at_api_fields(refused) from refused
 
 
 @router.patch(
     "/{client_id}",
-    response={200: ClientOut, **problems(403, 404, 422)},
+    response={200: ClientOut, **problems(400, 403, 404, 422)},
     summary="Change a client",
 )
 def client_update(request: HttpRequest, client_id: Id, payload: ClientPatch):

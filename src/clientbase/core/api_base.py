@@ -2,7 +2,6 @@
 
 import datetime as dt
 import functools
-import logging
 from http import HTTPStatus
 from typing import Annotated
 
@@ -10,6 +9,8 @@ from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from django.urls import re_path
+from django.utils.log import log_response
+from django.views.decorators.csrf import csrf_exempt
 from ninja import Field, NinjaAPI, Schema
 from ninja.conf import settings as ninja_settings
 from ninja.errors import AuthenticationError, HttpError
@@ -20,8 +21,6 @@ from pydantic import AfterValidator
 from pydantic_core import PydanticCustomError
 
 from clientbase.core import clock
-
-logger = logging.getLogger("django.request")
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -79,7 +78,11 @@ PROBLEMS = {
 
 
 def problems(*statuses: int) -> dict[int, type[Problem]]:
-    """The problem responses an operation declares: the given ones, 401 and 500."""
+    """The problem responses an operation declares: the given ones, 401 and 500.
+
+    Name 400 for an operation with a JSON body (ninja answers 400 to one it cannot parse)
+    and 422 for one with any parameter or body (ninja's validation).
+    """
     return {status: Problem for status in sorted({401, 500, *statuses})}
 
 
@@ -175,7 +178,7 @@ def _answers_with_problems(view):
         except Http404:
             return _unknown_url(request)
         if response.status_code == 405 and response.get("Content-Type") != PROBLEM_MEDIA_TYPE:
-            allowed = response.get("Allow", "")
+            allowed = ", ".join(sorted(m for m in response.get("Allow", "").split(", ") if m))
             response = problem_response(
                 405, "Method not allowed", f"This address answers {allowed or 'nothing'}."
             )
@@ -185,6 +188,7 @@ def _answers_with_problems(view):
     return wrapped
 
 
+@csrf_exempt  # like every API address: a write to a wrong one is a 404, not a CSRF 403
 def _unknown_url(request, *args, **kwargs):
     return problem_response(404, "Not found", "No such address in this API; see its docs.")
 
@@ -262,9 +266,11 @@ def install_problem_handlers(api) -> None:
 
     @api.exception_handler(AuthenticationError)
     def unauthenticated(request, exc):
-        return respond(
+        response = respond(
             request, 401, "Not signed in", "Send a valid API token: Authorization: Bearer <token>."
         )
+        response["WWW-Authenticate"] = 'Bearer realm="api"'  # a 401 must name its scheme
+        return response
 
     @api.exception_handler(Http404)
     def missing(request, exc):
@@ -284,17 +290,16 @@ def install_problem_handlers(api) -> None:
 
     @api.exception_handler(Exception)
     def crashed(request, exc):
+        response = respond(
+            request, 500, "Server error", "Something went wrong on our side; try again later."
+        )
         # Ninja would re-raise and Django answer with an HTML page; log it as Django does
-        # (so error reports still go out) and keep the API's answer a problem document.
-        logger.error(
+        # (with the traceback, so error reports still go out), once.
+        log_response(
             "Internal Server Error: %s",
             request.path,
-            exc_info=exc,
-            extra={"status_code": 500, "request": request},
+            response=response,
+            request=request,
+            exception=exc,
         )
-        return respond(
-            request,
-            500,
-            "Server error",
-            "Something went wrong on our side; try again later.",
-        )
+        return response
