@@ -7,6 +7,8 @@ from clientbase.core import views as core_views
 
 handler403 = "clientbase.core.views.permission_denied"
 handler404 = "clientbase.core.views.page_not_found"
+handler400 = "clientbase.core.views.bad_request"
+handler500 = "clientbase.core.views.server_error"
 
 urlpatterns = [
     path("", include("clientbase.core.urls")),

@@ -117,3 +117,31 @@ def test_search_box_suggests_while_typing(signed_in, make_user):
     assert f"{alpha.number} · Alpha SARL" in html
     assert f'href="/clients/{alpha.pk}/"' in html
     assert "<nav" not in html
+
+
+def test_unknown_page_for_a_visitor_is_themed_without_the_menu(client, db):
+    response = client.get("/no/such/page/")
+    assert response.status_code == 404
+    html = response.content.decode()
+    assert "This page does not exist" in html
+    assert 'id="user-menu"' not in html
+
+
+def test_errors_under_api_are_problem_documents(client, db):
+    from django.test import RequestFactory
+
+    from clientbase.core.views import bad_request, server_error
+
+    request = RequestFactory().get("/api/v1/anything")
+    for view, status in [(bad_request, 400), (server_error, 500)]:
+        response = view(request)
+        assert response.status_code == status
+        assert response["Content-Type"] == "application/problem+json"
+
+
+def test_themed_500_needs_no_database(rf):
+    from clientbase.core.views import server_error
+
+    response = server_error(rf.get("/clients/"))
+    assert response.status_code == 500
+    assert b"Something went wrong on our side" in response.content

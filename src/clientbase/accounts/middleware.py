@@ -1,9 +1,10 @@
 """A signed-in session is usable only after the second step, when the user needs one."""
 
-from django.http import JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django_otp import user_has_device
+
+from clientbase.core.api_base import problem_response
 
 SESSION_NEEDS_SECOND_STEP = "clientbase_needs_second_step"
 OPEN_PREFIXES = ("/static/", "/healthz", "/accounts/logout", "/accounts/two-factor/", "/i18n/")
@@ -30,15 +31,8 @@ class RequireTwoFactorMiddleware:
             and self._must_verify(request, user)
         ):
             if request.path.startswith("/api/"):
-                return JsonResponse(
-                    {
-                        "type": "about:blank",
-                        "title": "Two-step login required",
-                        "status": 401,
-                        "detail": "Finish signing in with your second step first.",
-                    },
-                    status=401,
-                    content_type="application/problem+json",
+                return problem_response(
+                    401, "Two-step login required", "Finish signing in with your second step first."
                 )
             if user_has_device(user, confirmed=True):
                 return redirect(reverse("accounts:two_factor_verify") + f"?next={request.path}")

@@ -15,6 +15,7 @@ from clientbase.core.events import record_event, register_event_type
 from clientbase.core.models import EventCategory
 from clientbase.core.money import currency_exponent
 from clientbase.core.numbering import next_number, register_series
+from clientbase.core.visibility import may_assign
 
 register_series("client", prefix="", padding=0)
 register_event_type(
@@ -41,7 +42,7 @@ EDITABLE = (
 )
 
 
-def _clean(client: Client) -> None:
+def _clean(client: Client, by: User, *, assigning: bool = True) -> None:
     errors: dict[str, list[str]] = {}
     client.name = client.name.strip()
     client.email = client.email.strip()
@@ -68,6 +69,12 @@ def _clean(client: Client) -> None:
         errors["email"] = [
             _("Client %(number)s already uses this email.") % {"number": duplicate.number}
         ]
+    if (
+        assigning
+        and client.org_unit_id is not None
+        and not may_assign(by, owner=client.owner, org_unit=client.org_unit)
+    ):
+        errors["owner"] = [_("You can give clients only to people and units within your reach.")]
     if errors:
         raise ServiceError(errors=errors)
 
@@ -82,7 +89,7 @@ def client_create(*, by: User, **fields) -> Client:
     if "org_unit" not in fields:
         fields["org_unit"] = by.org_unit
     client = Client(**fields)
-    _clean(client)
+    _clean(client, by)
     try:
         with transaction.atomic():
             client.number = next_number("client").text
@@ -113,7 +120,11 @@ def client_update(*, client: Client, by: User, **fields) -> Client:
             before = snapshot(client)
             for name, value in fields.items():
                 setattr(client, name, value)
-            _clean(client)
+            assigning = (client.owner_id, client.org_unit_id) != (
+                before["owner_id"],
+                before["org_unit_id"],
+            )
+            _clean(client, by, assigning=assigning)
             client.save()
             entry = audit_update(client, before, by=by)
             if entry is not None:

@@ -16,6 +16,7 @@ from django_otp import user_has_device
 
 from clientbase.accounts.models import User
 from clientbase.core import clock
+from clientbase.core.api_base import problem_response
 from clientbase.core.cron import JOBS, enqueue_jobs
 from clientbase.core.models import AuditEntry, CronRun, Event
 from clientbase.core.permissions import require_action
@@ -145,11 +146,35 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok", "database": "ok"})
 
 
+def _for_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
 def permission_denied(request: HttpRequest, exception=None) -> HttpResponse:
-    """Themed 403."""
+    """Themed 403 (a problem document under /api/)."""
+    if _for_api(request):
+        return problem_response(403, "Forbidden", "Your role does not allow this action.")
     return render(request, "403.html", status=403)
 
 
 def page_not_found(request: HttpRequest, exception=None) -> HttpResponse:
-    """Themed 404."""
+    """Themed 404 (a problem document under /api/)."""
+    if _for_api(request):
+        return problem_response(404, "Not found", "No such record, or not one you may see.")
     return render(request, "404.html", status=404)
+
+
+def bad_request(request: HttpRequest, exception=None) -> HttpResponse:
+    """400 for requests Django refuses before any view (e.g. too large)."""
+    if _for_api(request):
+        return problem_response(400, "Bad request", "The request could not be read.")
+    return render(request, "400.html", status=400)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """Themed 500, rendered without the database or the user (either may be what failed)."""
+    if _for_api(request):
+        return problem_response(500, "Server error", "Nothing was saved; try again later.")
+    from django.template import loader
+
+    return HttpResponse(loader.get_template("500.html").render(), status=500)

@@ -59,3 +59,17 @@ def get_visible_or_404(queryset: models.QuerySet, user, **lookup) -> models.Mode
 def can_see(obj: models.Model, user) -> bool:
     """Whether one loaded record is within the user's sight."""
     return visible(type(obj)._default_manager.filter(pk=obj.pk), user).exists()
+
+
+def may_assign(user, *, owner, org_unit) -> bool:
+    """Whether a user may give a record to this owner and unit: only within their own sight."""
+    scope = user_scope(user)
+    if scope == Scope.ALL:
+        return True
+    if scope == Scope.UNIT and user.org_unit_id is not None:
+        reach = user.org_unit.path
+        owner_inside = owner is None or (
+            owner.org_unit_id is not None and owner.org_unit.path.startswith(reach)
+        )
+        return org_unit is not None and org_unit.path.startswith(reach) and owner_inside
+    return owner == user and org_unit is not None and org_unit.pk == user.org_unit_id
