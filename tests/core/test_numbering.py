@@ -13,7 +13,12 @@ from django.db import connection, transaction
 
 from clientbase.core import numbering
 from clientbase.core.models import NumberSeries
-from clientbase.core.numbering import DocumentNumber, next_number, register_series
+from clientbase.core.numbering import (
+    DocumentNumber,
+    next_number,
+    register_series,
+    reserve_numbers,
+)
 
 transactional = pytest.mark.django_db(transaction=True)
 
@@ -273,3 +278,22 @@ def test_concurrent_writers_get_gapless_unique_numbers_on_a_sqlite_file(tmp_path
     assert len(result["rolled_back"]) == len(range(0, 8 * 5, 3)) == 14
     assert sorted(committed) == list(range(1, 8 * 5 - 14 + 1))
     assert result["next_value"] == 8 * 5 - 14 + 1
+
+
+@pytest.mark.django_db
+def test_reserve_numbers_takes_a_block_after_next_number():
+    register_series("block-test", prefix="B-", padding=3)
+    with transaction.atomic():
+        first = next_number("block-test")
+        block = reserve_numbers("block-test", 3)
+        after = next_number("block-test")
+    assert first.text == "B-001"
+    assert [n.text for n in block] == ["B-002", "B-003", "B-004"]
+    assert after.value == 5
+
+
+@pytest.mark.django_db
+def test_reserve_numbers_refuses_an_empty_block():
+    with pytest.raises(ValueError), transaction.atomic():
+        reserve_numbers("block-test-2", 0)
+    assert not NumberSeries.objects.filter(key="block-test-2").exists()
