@@ -7,6 +7,7 @@ from django.utils.translation import gettext_lazy as _
 
 from clientbase.accounts.models import OrgUnit, Role, User
 from clientbase.accounts.permissions import ACTIONS, actions_by_module
+from clientbase.accounts.services import USER_FIELDS
 from clientbase.core.forms import StyledForm
 
 
@@ -60,17 +61,7 @@ class UserForm(StyledForm, forms.ModelForm):
 
     class Meta:
         model = User
-        fields = [
-            "username",
-            "first_name",
-            "last_name",
-            "email",
-            "phone",
-            "language",
-            "org_unit",
-            "role",
-            "is_active",
-        ]
+        fields = ["username", *USER_FIELDS]
         widgets = {"language": forms.Select(choices=settings.LANGUAGES)}
 
     def __init__(self, *args, **kwargs):

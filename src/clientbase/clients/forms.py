@@ -5,6 +5,7 @@ from django.conf import settings
 
 from clientbase.accounts.models import OrgUnit, User
 from clientbase.clients.models import Client
+from clientbase.clients.services import EDITABLE
 from clientbase.core.forms import StyledForm
 
 
@@ -13,21 +14,7 @@ class ClientForm(StyledForm, forms.ModelForm):
 
     class Meta:
         model = Client
-        fields = [
-            "kind",
-            "name",
-            "email",
-            "phone",
-            "tax_id",
-            "street",
-            "postcode",
-            "city",
-            "country",
-            "currency",
-            "language",
-            "owner",
-            "org_unit",
-        ]
+        fields = list(EDITABLE)
         widgets = {"language": forms.Select(choices=settings.LANGUAGES)}
 
     def __init__(self, *args, **kwargs):

@@ -52,7 +52,26 @@ class AppendOnlyQuerySet(models.QuerySet):
 
 
 class AppendOnly(models.Model):
-    """Base of history rows: written once, in the transaction of the action they record."""
+    """Base of history rows: written once, in the transaction of the action they record.
+
+    Each row keeps who acted and the owner and unit of what it is about, so visibility
+    scopes history like the records themselves.
+    """
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("by"),
+    )
+    org_unit = models.ForeignKey(
+        "accounts.OrgUnit", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
 
     objects = AppendOnlyQuerySet.as_manager()
 
@@ -101,14 +120,6 @@ class Event(AppendOnly):
     """One line of a newsfeed: a business action on an account, as it happened."""
 
     occurred_at = models.DateTimeField(_("time"), default=clock.now, db_index=True)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("by"),
-    )
     client = models.ForeignKey(
         "clients.Client",
         on_delete=models.PROTECT,
@@ -116,16 +127,6 @@ class Event(AppendOnly):
         blank=True,
         related_name="events",
         verbose_name=_("account"),
-    )
-    org_unit = models.ForeignKey(
-        "accounts.OrgUnit",
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="+",
-    )
-    owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     category = models.CharField(_("category"), max_length=16, choices=EventCategory.choices)
     type = models.CharField(_("type"), max_length=64, db_index=True)
@@ -182,26 +183,12 @@ class AuditEntry(AppendOnly):
     """Who changed which record when, with each field's value before and after."""
 
     at = models.DateTimeField(_("time"), default=clock.now, db_index=True)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("by"),
-    )
     action = models.CharField(_("action"), max_length=8, choices=AuditAction.choices)
     object_type = models.ForeignKey(
         ContentType, on_delete=models.PROTECT, related_name="+", verbose_name=_("record type")
     )
     object_id = models.CharField(_("record id"), max_length=64, db_index=True)
     object_repr = models.CharField(_("record"), max_length=200)
-    org_unit = models.ForeignKey(
-        "accounts.OrgUnit", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
-    owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
     changes = models.JSONField(_("changes"), default=dict, encoder=DjangoJSONEncoder)
 
     class Meta:
