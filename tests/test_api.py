@@ -492,7 +492,7 @@ def test_patch_changes_only_the_given_fields(api_client, make_user):
     assert response.json() == _shown(target)
     assert (target.name, target.phone, target.email) == ("New", "+33100000000", "old@example.com")
     assert list(Event.objects.filter(type="client.changed").values_list("details", flat=True)) == [
-        {"fields": "name"}
+        {"fields": ["name"]}
     ]
 
 

@@ -117,9 +117,9 @@ def test_second_step_by_email_code(client, make_user):
     response = client.post("/accounts/two-factor/verify/", {"code": code})
     assert response.status_code == 302
     assert client.get("/").status_code == 200
-    assert (
-        Event.objects.filter(type="user.two_factor_enabled", subject_id=str(user.pk)).count() == 1
-    )
+    enabled = Event.objects.get(type="user.two_factor_enabled", subject_id=str(user.pk))
+    assert enabled.details == {"username": "ann", "method": "email"}
+    assert enabled.message == "Two-step login (code by email) turned on for ann"
 
 
 def test_role_requiring_two_factor_forces_enrolment(client, make_user):

@@ -389,7 +389,7 @@ def test_client_update_writes_one_audit_row_and_one_event(clerk, acme):
         "phone": {"before": "", "after": "+33 4 72 00 00 00"},
     }
     event = Event.objects.filter(client=acme).order_by("-id").first()
-    assert (event.type, event.details) == ("client.changed", {"fields": "name, phone"})
+    assert (event.type, event.details) == ("client.changed", {"fields": ["name", "phone"]})
     assert event.message == "Client details changed: name, phone"
 
 
@@ -454,3 +454,22 @@ def test_user_create_refused_writes_nothing(org, clerk, username, password, fiel
 
     assert list(refused.value.message_dict) == [field]
     assert (User.objects.count(), AuditEntry.objects.count(), Event.objects.count()) == before
+
+
+@pytest.mark.django_db
+def test_event_sentences_use_the_readers_words(make_user):
+    from django.utils import translation
+
+    from clientbase.clients.services import client_create, client_update
+    from clientbase.core.models import Event
+
+    ann = make_user("ann")
+    alpha = client_create(by=ann, name="Alpha", email="alpha@example.com")
+    client_update(client=alpha, by=ann, phone="+33199001188", owner=ann, tax_id="732829320")
+    changed = Event.objects.get(type="client.changed")
+    assert changed.details == {"fields": ["phone", "tax_id"]}
+    assert changed.message == "Client details changed: phone, tax id"
+    with translation.override("fr"):
+        assert changed.message == (
+            "Coordonnées du client modifiées\u00a0: téléphone, identifiant fiscal"
+        )

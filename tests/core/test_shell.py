@@ -85,7 +85,7 @@ def test_cron_runs_every_job_and_logs_it(db, time_machine):
     runs = {r.job: r for r in CronRun.objects.all()}
     assert set(runs) == {"clear_sessions", "prune_idempotency_keys", "prune_automation_log"}
     assert all(r.status == "ok" and r.run_date == dt.date(2026, 4, 3) for r in runs.values())
-    assert runs["prune_idempotency_keys"].result == "1 idempotency keys removed"
+    assert runs["prune_idempotency_keys"].result == "1 idempotency key removed"
     assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["new"]
     # running again the same day does no harm
     call_command("cron")

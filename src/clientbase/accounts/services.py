@@ -292,7 +292,7 @@ def totp_device_confirm(*, user: User, device: TOTPDevice, code: str) -> list[st
                 field="code",
             )
         TOTPDevice.objects.filter(user=user, confirmed=True).exclude(pk=device.pk).delete()
-        return _confirm(device, "authenticator app", user)
+        return _confirm(device, "totp", user)
 
 
 def email_device_start(*, user: User) -> EmailDevice:

@@ -21,8 +21,23 @@ register_series("client", prefix="", padding=0)
 register_event_type(
     "client.created", EventCategory.ACCOUNT, gettext_lazy("Client %(name)s created")
 )
+
+
+# Audit rows name columns (owner_id); events name fields (owner), whose labels translate.
+FIELD_BY_COLUMN = {f.attname: f.name for f in Client._meta.concrete_fields}
+
+
+def _field_labels(details: dict) -> dict:
+    """The changed fields' names in the reader's language."""
+    names = details.get("fields", [])
+    return {"fields": ", ".join(str(Client._meta.get_field(n).verbose_name) for n in names)}
+
+
 register_event_type(
-    "client.changed", EventCategory.ACCOUNT, gettext_lazy("Client details changed: %(fields)s")
+    "client.changed",
+    EventCategory.ACCOUNT,
+    gettext_lazy("Client details changed: %(fields)s"),
+    words=_field_labels,
 )
 
 EDITABLE = (
@@ -134,7 +149,7 @@ def client_update(*, client: Client, by: User, **fields) -> Client:
                     client=client,
                     subject=client,
                     reference=client.number,
-                    details={"fields": ", ".join(sorted(entry.changes))},
+                    details={"fields": sorted(FIELD_BY_COLUMN[c] for c in entry.changes)},
                 )
     except IntegrityError as clash:
         raise ServiceError(_("Another client already uses this email."), field="email") from clash

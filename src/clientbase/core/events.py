@@ -1,5 +1,6 @@
 """The newsfeed: one event per business action, written in the action's transaction."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,14 +20,21 @@ class EventType:
     code: str
     category: EventCategory
     message: Promise  # lazy, with %(name)s placeholders filled from the event's details
+    # Turns stored details (codes, field names) into words of the reader's language.
+    words: Callable[[dict], dict] | None = None
 
 
 EVENT_TYPES: dict[str, EventType] = {}
 
 
-def register_event_type(code: str, category: EventCategory, message: Promise) -> None:
+def register_event_type(
+    code: str,
+    category: EventCategory,
+    message: Promise,
+    words: Callable[[dict], dict] | None = None,
+) -> None:
     """Declare an event type once, at import of the module that records it."""
-    EVENT_TYPES[code] = EventType(code, category, message)
+    EVENT_TYPES[code] = EventType(code, category, message, words)
 
 
 def describe(event: Event) -> str:
@@ -35,6 +43,8 @@ def describe(event: Event) -> str:
     if kind is None:
         return event.type
     values = {**event.details}
+    if kind.words is not None:
+        values.update(kind.words(event.details))
     if event.amount is not None:
         values.setdefault("amount", str(event.amount))
     values.setdefault("reference", event.reference)
@@ -80,10 +90,14 @@ register_event_type("user.changed", EventCategory.SECURITY, _("User %(username)s
 register_event_type(
     "user.password_changed", EventCategory.SECURITY, _("Password of %(username)s changed")
 )
+TWO_FACTOR_METHODS = {"totp": _("authenticator app"), "email": _("code by email")}
 register_event_type(
     "user.two_factor_enabled",
     EventCategory.SECURITY,
     _("Two-step login (%(method)s) turned on for %(username)s"),
+    words=lambda details: {
+        "method": TWO_FACTOR_METHODS.get(details.get("method"), details.get("method"))
+    },
 )
 register_event_type(
     "user.two_factor_disabled",

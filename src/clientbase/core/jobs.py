@@ -4,6 +4,7 @@ import datetime as dt
 
 from django.contrib.sessions.models import Session
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from clientbase.core import clock
 from clientbase.core.cron import register_job
@@ -17,7 +18,9 @@ CRON_LOG_KEEP = dt.timedelta(days=365)
 def clear_sessions(day: dt.date) -> str:
     """Delete sessions past their expiry."""
     removed, _kinds = Session.objects.filter(expire_date__lt=clock.now()).delete()
-    return f"{removed} expired sessions removed"
+    return ngettext(
+        "%(count)d expired session removed", "%(count)d expired sessions removed", removed
+    ) % {"count": removed}
 
 
 @register_job("prune_idempotency_keys", _("Forget API idempotency keys older than a day"))
@@ -26,11 +29,15 @@ def prune_idempotency_keys(day: dt.date) -> str:
     removed, _kinds = IdempotencyKey.objects.filter(
         created_at__lt=clock.now() - IDEMPOTENCY_KEEP
     ).delete()
-    return f"{removed} idempotency keys removed"
+    return ngettext(
+        "%(count)d idempotency key removed", "%(count)d idempotency keys removed", removed
+    ) % {"count": removed}
 
 
 @register_job("prune_automation_log", _("Keep a year of automation runs"))
 def prune_automation_log(day: dt.date) -> str:
     """The automation log keeps one year."""
     removed, _kinds = CronRun.objects.filter(started_at__lt=clock.now() - CRON_LOG_KEEP).delete()
-    return f"{removed} old automation runs removed"
+    return ngettext(
+        "%(count)d old automation run removed", "%(count)d old automation runs removed", removed
+    ) % {"count": removed}

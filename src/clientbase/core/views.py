@@ -9,7 +9,7 @@ from django.core.paginator import Paginator
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
-from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 from django_otp import user_has_device
@@ -129,7 +129,12 @@ def automation_run(request: HttpRequest) -> HttpResponse:
     count = enqueue_jobs()
     messages.success(
         request,
-        _("%(count)d jobs queued; the worker runs them and they appear below.") % {"count": count},
+        ngettext(
+            "%(count)d job queued; the worker runs it and it appears below.",
+            "%(count)d jobs queued; the worker runs them and they appear below.",
+            count,
+        )
+        % {"count": count},
     )
     return redirect("core:automation_log")
 

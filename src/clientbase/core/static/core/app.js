@@ -4,7 +4,9 @@ document.addEventListener("htmx:responseError", function (event) {
   const alert = document.createElement("div");
   alert.className = "alert alert-danger";
   alert.setAttribute("role", "alert");
-  alert.textContent = status === 403 ? "Your role does not allow this action." : "The server could not do this (" + status + "). Nothing was saved.";
+  // The texts come translated from data attributes on <body>.
+  const texts = document.body.dataset;
+  alert.textContent = status === 403 ? texts.msgForbidden : texts.msgFailed + " (" + status + ")";
   const main = document.querySelector("main");
   if (main) main.prepend(alert);
 });
