@@ -21,7 +21,7 @@ SHOW = (
     " 'db': str(s.DATABASES['default']['NAME']), 'tasks': s.TASKS['default']['BACKEND'],"
     " 'cache': s.CACHES['default']['BACKEND'], 'tz': s.TIME_ZONE,"
     " 'currency': s.DEFAULT_CURRENCY, 'email': s.EMAIL_BACKEND, 'hosts': s.ALLOWED_HOSTS,"
-    " 'ssl': s.SECURE_SSL_REDIRECT, 'key': s.SECRET_KEY}))"
+    " 'ssl': s.SECURE_SSL_REDIRECT, 'key': s.SECRET_KEY, 'hasher': s.PASSWORD_HASHERS[0]}))"
 )
 
 
@@ -38,6 +38,7 @@ def test_embedded_defaults(tmp_path):
     assert shown["tasks"] == "django_tasks_db.DatabaseBackend"
     assert shown["cache"] == "django.core.cache.backends.locmem.LocMemCache"
     assert shown["ssl"] is True
+    assert shown["hasher"] == "django.contrib.auth.hashers.Argon2PasswordHasher"
     # the generated secret key is kept in var/ and reused
     assert (tmp_path / "secret_key").read_text().strip() == shown["key"]
     assert _settings(tmp_path)["key"] == shown["key"]
