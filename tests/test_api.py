@@ -82,6 +82,10 @@ def _shown(client: Client) -> dict:
         "name": client.name,
         "email": client.email,
         "phone": client.phone,
+        "tax_id": client.tax_id,
+        "street": client.street,
+        "postcode": client.postcode,
+        "city": client.city,
         "country": client.country,
         "currency": client.currency,
         "language": client.language,
@@ -198,7 +202,7 @@ def test_me_answers_who_the_token_belongs_to(make_user, org):
         "role": "sales",
         "scope": "own",
         "org_unit": "Team A",
-        "permissions": ["clients.add", "clients.change"],
+        "permissions": ["clients.add", "clients.add_note", "clients.change"],
     }
     # and the token's last use is noted
     issued.token.refresh_from_db()
@@ -350,6 +354,10 @@ def test_create_then_get_a_client(api_client, make_user, org):
         "name": "Dupont SA",
         "email": "Contact@Dupont.fr",
         "phone": "",
+        "tax_id": "",
+        "street": "",
+        "postcode": "",
+        "city": "",
         "country": "FR",
         "currency": "EUR",
         "language": "en",

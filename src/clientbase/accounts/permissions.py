@@ -42,6 +42,7 @@ for code, label, module in [
     ("core.view_automation", _("See automation runs"), SETTINGS),
     ("core.run_automation", _("Start the daily automation now"), SETTINGS),
     ("clients.add", _("Add clients"), CLIENTS),
+    ("clients.add_note", _("Write notes and comments on clients"), CLIENTS),
     ("clients.change", _("Change clients"), CLIENTS),
     ("clients.delete", _("Delete clients"), CLIENTS),
     ("clients.export", _("Export clients"), CLIENTS),

@@ -5,7 +5,7 @@ from django.utils.translation import gettext_noop
 from clientbase.accounts.permissions import ACTIONS
 from clientbase.core.visibility import Scope
 
-_CLIENT_WORK = ["clients.add", "clients.change"]
+_CLIENT_WORK = ["clients.add", "clients.change", "clients.add_note"]
 
 DEFAULT_ROLES: list[dict] = [
     {
@@ -44,7 +44,12 @@ DEFAULT_ROLES: list[dict] = [
         "scope": Scope.ALL,
         "permissions": [*_CLIENT_WORK, "clients.export"],
     },
-    {"slug": "support", "name": gettext_noop("Support"), "scope": Scope.ALL, "permissions": []},
+    {
+        "slug": "support",
+        "name": gettext_noop("Support"),
+        "scope": Scope.ALL,
+        "permissions": ["clients.add_note"],
+    },
     {"slug": "read-only", "name": gettext_noop("Read-only"), "scope": Scope.ALL, "permissions": []},
 ]
 

@@ -25,6 +25,10 @@ class ClientOut(Schema):
     name: str
     email: str
     phone: str
+    tax_id: str
+    street: str
+    postcode: str
+    city: str
     country: str
     currency: str
     language: str
@@ -41,6 +45,10 @@ class ClientIn(Schema):
     name: Text = Field(min_length=1, max_length=200)
     email: Text = Field(min_length=3, max_length=254)
     phone: Text = Field("", max_length=32)
+    tax_id: Text = Field("", max_length=32)
+    street: Text = Field("", max_length=200)
+    postcode: Text = Field("", max_length=20)
+    city: Text = Field("", max_length=100)
     country: Text = Field("", max_length=2)
     currency: Text | None = Field(None, min_length=3, max_length=3)
     language: Text = Field("en", max_length=8)
@@ -55,6 +63,10 @@ class ClientPatch(Schema):
     name: Text | None = Field(None, min_length=1, max_length=200)
     email: Text | None = Field(None, min_length=3, max_length=254)
     phone: Text | None = Field(None, max_length=32)
+    tax_id: Text | None = Field(None, max_length=32)
+    street: Text | None = Field(None, max_length=200)
+    postcode: Text | None = Field(None, max_length=20)
+    city: Text | None = Field(None, max_length=100)
     country: Text | None = Field(None, max_length=2)
     currency: Text | None = Field(None, min_length=3, max_length=3)
     language: Text | None = Field(None, max_length=8)
@@ -126,3 +138,79 @@ def client_update(request: HttpRequest, client_id: Id, payload: ClientPatch):
     return services.client_update(
         client=client, by=request.user, **payload.dict(exclude_unset=True, exclude_none=True)
     )
+
+
+class CommentOut(Schema):
+    """A comment under a note."""
+
+    id: int
+    body: str
+    author_id: int | None = Field(None, alias="actor_id")
+    created_at: dt.datetime
+
+
+class NoteOut(CommentOut):
+    """An account note with its comments; notes are never changed or deleted."""
+
+    important: bool
+    comments: list[CommentOut]
+
+    @staticmethod
+    def resolve_comments(note) -> list:
+        return list(note.comments.all())
+
+
+class NoteIn(Schema):
+    """A new note."""
+
+    body: Text = Field(min_length=1, max_length=services.NOTE_MAX_LENGTH)
+    important: bool = False
+
+
+class CommentIn(Schema):
+    """A new comment on a note."""
+
+    body: Text = Field(min_length=1, max_length=services.NOTE_MAX_LENGTH)
+
+
+def _may_write_notes(request: HttpRequest) -> None:
+    if not request.user.has_perm("clients.add_note"):
+        raise PermissionDenied
+
+
+@router.get(
+    "/{client_id}/notes",
+    response={200: list[NoteOut], **problems(404, 422)},
+    summary="List a client's notes",
+)
+def note_list(request: HttpRequest, client_id: Id):
+    """Notes of a client you may see: important first, then newest, each with its comments."""
+    client = queries.client_get(request.user, client_id)
+    return queries.notes_of(request.user, client)
+
+
+@router.post(
+    "/{client_id}/notes",
+    response={201: NoteOut, **problems(400, 403, 404, 409, 422)},
+    summary="Write a note",
+)
+def note_create(request: HttpRequest, client_id: Id, payload: NoteIn):
+    """Add a note to a client you may see; a note can never be changed or deleted."""
+    client = queries.client_get(request.user, client_id)
+    _may_write_notes(request)
+    note = services.note_add(client=client, by=request.user, **payload.dict())
+    return Status(201, note)
+
+
+@router.post(
+    "/{client_id}/notes/{note_id}/comments",
+    response={201: CommentOut, **problems(400, 403, 404, 409, 422)},
+    summary="Comment on a note",
+)
+def note_comment(request: HttpRequest, client_id: Id, note_id: Id, payload: CommentIn):
+    """Answer a note of a client you may see."""
+    client = queries.client_get(request.user, client_id)
+    note = queries.note_get(request.user, client, note_id)
+    _may_write_notes(request)
+    comment = services.note_comment(note=note, by=request.user, body=payload.body)
+    return Status(201, comment)

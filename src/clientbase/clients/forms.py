@@ -2,6 +2,7 @@
 
 from django import forms
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 
 from clientbase.accounts.models import OrgUnit, User
 from clientbase.clients.models import Client
@@ -22,3 +23,22 @@ class ClientForm(StyledForm, forms.ModelForm):
         self.fields["owner"].queryset = User.objects.filter(is_active=True).order_by("username")
         self.fields["org_unit"].queryset = OrgUnit.objects.order_by("path")
         self.fields["currency"].initial = settings.DEFAULT_CURRENCY
+
+
+class NoteForm(StyledForm, forms.Form):
+    """A new note on the account."""
+
+    body = forms.CharField(
+        label=_("Note"),
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": _("Write a note…")}),
+    )
+    important = forms.BooleanField(label=_("Important: pin to the top"), required=False)
+
+
+class CommentForm(StyledForm, forms.Form):
+    """An answer to a note."""
+
+    body = forms.CharField(
+        label=_("Comment"),
+        widget=forms.Textarea(attrs={"rows": 1, "placeholder": _("Answer this note…")}),
+    )

@@ -5,7 +5,7 @@ from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
 from clientbase.core import clock
-from clientbase.core.models import Owned
+from clientbase.core.models import AppendOnly, Owned
 
 
 class Client(Owned):
@@ -55,3 +55,37 @@ class Client(Owned):
 
     def __str__(self) -> str:
         return f"{self.number} {self.name}"
+
+
+class Note(AppendOnly):
+    """An account note: never edited or deleted, only commented on (threaded one level)."""
+
+    visibility_via = "client"
+
+    client = models.ForeignKey(
+        Client, on_delete=models.PROTECT, related_name="notes", verbose_name=_("client")
+    )
+    parent = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="comments",
+        verbose_name=_("comment on"),
+    )
+    body = models.TextField(_("note"))
+    important = models.BooleanField(_("important"), default=False)
+    created_at = models.DateTimeField(_("written"), default=clock.now, db_index=True)
+
+    class Meta:
+        verbose_name = _("note")
+        verbose_name_plural = _("notes")
+        ordering = ["-created_at", "-id"]
+        base_manager_name = "objects"
+        indexes = [models.Index(fields=["client", "parent", "-created_at"])]
+        constraints = [
+            models.CheckConstraint(condition=~models.Q(body=""), name="note_body_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return self.body[:60]

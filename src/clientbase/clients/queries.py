@@ -1,8 +1,12 @@
 """Reads of clients, always through visibility."""
 
-from django.db.models import Q, QuerySet
+import datetime as dt
+from dataclasses import dataclass
 
-from clientbase.clients.models import Client
+from django.db.models import Prefetch, Q, QuerySet
+
+from clientbase.clients.models import Client, Note
+from clientbase.core import clock
 from clientbase.core.visibility import get_visible_or_404, visible
 
 
@@ -28,3 +32,39 @@ def client_search(user, text: str) -> QuerySet[Client]:
 def client_get(user, pk: int) -> Client:
     """One client the user may see, or 404."""
     return get_visible_or_404(Client.objects.select_related("owner", "org_unit"), user, pk=pk)
+
+
+@dataclass(frozen=True)
+class NoteCounts:
+    """How many notes a client got lately, as the profile shows them."""
+
+    last_day: int
+    last_two_months: int
+
+
+def notes_of(user, client: Client) -> list[Note]:
+    """A client's notes, important ones first, then newest; comments prefetched, oldest first."""
+    comments = Prefetch(
+        "comments", queryset=Note.objects.select_related("actor").order_by("created_at", "id")
+    )
+    found = visible(Note.objects.filter(client=client, parent=None), user)
+    return list(
+        found.select_related("actor")
+        .prefetch_related(comments)
+        .order_by("-important", "-created_at", "-id")
+    )
+
+
+def note_counts(client: Client) -> NoteCounts:
+    """Notes (comments included) written on the client in the last 24 hours and two months."""
+    now = clock.now()
+    recent = Note.objects.filter(client=client)
+    return NoteCounts(
+        last_day=recent.filter(created_at__gte=now - dt.timedelta(days=1)).count(),
+        last_two_months=recent.filter(created_at__gte=clock.months_before(now, 2)).count(),
+    )
+
+
+def note_get(user, client: Client, pk: int) -> Note:
+    """One top-level note of a client the user may see, or 404."""
+    return get_visible_or_404(Note.objects.filter(client=client, parent=None), user, pk=pk)

@@ -8,7 +8,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from clientbase.accounts.models import User
-from clientbase.clients.models import Client
+from clientbase.clients.models import Client, Note
 from clientbase.core.audit import audit_create, audit_update, snapshot
 from clientbase.core.errors import ServiceError
 from clientbase.core.events import record_event, register_event_type
@@ -154,3 +154,73 @@ def client_update(*, client: Client, by: User, **fields) -> Client:
     except IntegrityError as clash:
         raise ServiceError(_("Another client already uses this email."), field="email") from clash
     return client
+
+
+register_event_type("note.added", EventCategory.ACCOUNT, gettext_lazy("Note added: %(excerpt)s"))
+register_event_type(
+    "note.commented", EventCategory.ACCOUNT, gettext_lazy("Comment on a note: %(excerpt)s")
+)
+NOTE_MAX_LENGTH = 10_000
+
+
+def _note_body(body: str) -> str:
+    body = body.strip()
+    if not body:
+        raise ServiceError(_("A note cannot be empty."), field="body")
+    if len(body) > NOTE_MAX_LENGTH:
+        raise ServiceError(
+            _("A note can hold at most %(max)d characters.") % {"max": NOTE_MAX_LENGTH},
+            field="body",
+        )
+    return body
+
+
+def _excerpt(body: str) -> str:
+    line = body.splitlines()[0]
+    return line if len(line) <= 80 else line[:79] + "…"
+
+
+def note_add(*, client: Client, body: str, important: bool = False, by: User) -> Note:
+    """Write a note on a client's account; it can never be changed, only commented on."""
+    body = _note_body(body)
+    with transaction.atomic():
+        note = Note.objects.create(
+            client=client,
+            body=body,
+            important=important,
+            actor=by,
+            owner_id=client.owner_id,
+            org_unit_id=client.org_unit_id,
+        )
+        record_event(
+            "note.added",
+            by=by,
+            client=client,
+            subject=note,
+            details={"excerpt": _excerpt(body), "important": important},
+        )
+    return note
+
+
+def note_comment(*, note: Note, body: str, by: User) -> Note:
+    """Answer a note; comments thread under the note they answer, one level deep."""
+    body = _note_body(body)
+    if note.parent_id is not None:
+        raise ServiceError(_("Answer the note itself, not one of its comments."), field="parent")
+    with transaction.atomic():
+        comment = Note.objects.create(
+            client_id=note.client_id,
+            parent=note,
+            body=body,
+            actor=by,
+            owner_id=note.owner_id,
+            org_unit_id=note.org_unit_id,
+        )
+        record_event(
+            "note.commented",
+            by=by,
+            client=note.client,
+            subject=comment,
+            details={"excerpt": _excerpt(body)},
+        )
+    return comment

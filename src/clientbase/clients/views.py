@@ -6,10 +6,12 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
 
 from clientbase.clients import queries, services
-from clientbase.clients.forms import ClientForm
+from clientbase.clients.forms import ClientForm, CommentForm, NoteForm
 from clientbase.core.errors import ServiceError
 from clientbase.core.forms import add_service_errors
 from clientbase.core.models import EventCategory
@@ -45,6 +47,9 @@ def client_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "events": events[:100],
             "category": category,
             "categories": EventCategory.choices,
+            "notes": queries.notes_of(request.user, client),
+            "note_counts": queries.note_counts(client),
+            "note_form": NoteForm(),
         },
     )
 
@@ -82,3 +87,36 @@ def client_edit(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(request, _("Client %(number)s saved.") % {"number": client.number})
             return redirect("clients:detail", pk=client.pk)
     return render(request, "clients/client_form.html", {"form": form, "client": client})
+
+
+@require_action("clients.add_note")
+@require_POST
+def note_add(request: HttpRequest, pk: int) -> HttpResponse:
+    """Write a note on a client the user may see."""
+    client = queries.client_get(request.user, pk)
+    form = NoteForm(request.POST)
+    if form.is_valid():
+        try:
+            services.note_add(client=client, by=request.user, **form.cleaned_data)
+        except ServiceError as refused:
+            messages.error(request, " ".join(refused.messages))
+        else:
+            messages.success(request, _("Note added."))
+    else:
+        messages.error(request, _("A note cannot be empty."))
+    return redirect(reverse("clients:detail", args=[client.pk]) + "#notes")
+
+
+@require_action("clients.add_note")
+@require_POST
+def note_comment(request: HttpRequest, pk: int, note_pk: int) -> HttpResponse:
+    """Answer a note of a client the user may see."""
+    client = queries.client_get(request.user, pk)
+    note = queries.note_get(request.user, client, note_pk)
+    form = CommentForm(request.POST)
+    if form.is_valid():
+        services.note_comment(note=note, by=request.user, body=form.cleaned_data["body"])
+        messages.success(request, _("Comment added."))
+    else:
+        messages.error(request, _("A comment cannot be empty."))
+    return redirect(reverse("clients:detail", args=[client.pk]) + f"#note-{note.pk}")

@@ -1,5 +1,6 @@
 """The only source of "now" and "today", so that tests and reruns can travel in time."""
 
+import calendar
 import datetime as dt
 import zoneinfo
 
@@ -30,3 +31,12 @@ def start_of_day(day: dt.date) -> dt.datetime:
     # skipped, which is when that day begins.
     local = dt.datetime.combine(day, dt.time.min, tzinfo=company_timezone())
     return local.astimezone(dt.UTC)
+
+
+def months_before(instant: dt.datetime, months: int) -> dt.datetime:
+    """The same moment `months` calendar months earlier (31 March - 1 month: 28/29 February)."""
+    month_index = instant.year * 12 + instant.month - 1 - months
+    year, month = divmod(month_index, 12)
+    month += 1
+    last_day = calendar.monthrange(year, month)[1]
+    return instant.replace(year=year, month=month, day=min(instant.day, last_day))

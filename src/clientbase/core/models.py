@@ -119,6 +119,9 @@ class EventCategory(models.TextChoices):
 class Event(AppendOnly):
     """One line of a newsfeed: a business action on an account, as it happened."""
 
+    # An account's history is seen by whoever sees the account now.
+    visibility_via = ("client", "")
+
     occurred_at = models.DateTimeField(_("time"), default=clock.now, db_index=True)
     client = models.ForeignKey(
         "clients.Client",

@@ -28,18 +28,34 @@ def user_scope(user) -> str:
     return role.scope if role is not None else Scope.OWN
 
 
+def _condition(user, scope: str, prefix: str) -> Q:
+    if scope == Scope.UNIT and user.org_unit_id is not None:
+        return Q(**{f"{prefix}org_unit__path__startswith": user.org_unit.path})
+    return Q(**{f"{prefix}owner": user})
+
+
 def scope_filter(model: type[models.Model], user) -> Q | None:
-    """The condition that keeps a model's rows within the user's sight (None: all rows)."""
-    via = getattr(model, "visibility_via", "")
-    prefix = f"{via}__" if via else ""
+    """The condition that keeps a model's rows within the user's sight (None: all rows).
+
+    `visibility_via` names the relation whose owner and unit decide ("" for the row's own);
+    a tuple tries each in turn: ("client", "") means through the client when there is
+    one, else by the row's own owner and unit.
+    """
     scope = user_scope(user)
     if scope == Scope.ALL:
         return None
-    if scope == Scope.UNIT and user.org_unit_id is not None:
-        return Q(**{f"{prefix}org_unit__path__startswith": user.org_unit.path})
-    if scope:
-        return Q(**{f"{prefix}owner": user})
-    return Q(pk__in=[])
+    if not scope:
+        return Q(pk__in=[])
+    via = getattr(model, "visibility_via", "")
+    paths = via if isinstance(via, tuple) else (via,)
+    condition = Q(pk__in=[])
+    for earlier, path in enumerate(paths):
+        prefix = f"{path}__" if path else ""
+        branch = _condition(user, scope, prefix)
+        for skipped in paths[:earlier]:
+            branch &= Q(**{f"{skipped}__isnull": True})
+        condition |= branch
+    return condition
 
 
 def visible(queryset: models.QuerySet, user) -> models.QuerySet:
