@@ -83,14 +83,19 @@ def test_cron_runs_every_job_and_logs_it(db, time_machine):
     )
     call_command("cron")
     runs = {r.job: r for r in CronRun.objects.all()}
-    assert set(runs) == {"clear_sessions", "prune_idempotency_keys", "prune_automation_log"}
+    assert set(runs) == {
+        "clear_sessions",
+        "prune_idempotency_keys",
+        "prune_automation_log",
+        "deferred_actions",
+    }
     assert all(r.status == "ok" and r.run_date == dt.date(2026, 4, 3) for r in runs.values())
     assert runs["prune_idempotency_keys"].result == "1 idempotency key removed"
     assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["new"]
     # running again the same day does no harm
     call_command("cron")
     assert IdempotencyKey.objects.count() == 1
-    assert CronRun.objects.filter(status="ok").count() == 6
+    assert CronRun.objects.filter(status="ok").count() == 8
 
 
 def test_a_failing_job_is_logged_and_others_still_run(db, monkeypatch):

@@ -43,6 +43,7 @@ for code, label, module in [
     ("core.run_automation", _("Start the daily automation now"), SETTINGS),
     ("clients.add", _("Add clients"), CLIENTS),
     ("clients.add_note", _("Write notes and comments on clients"), CLIENTS),
+    ("clients.change_status", _("Activate, inactivate and close accounts"), CLIENTS),
     ("clients.change", _("Change clients"), CLIENTS),
     ("clients.delete", _("Delete clients"), CLIENTS),
     ("clients.export", _("Export clients"), CLIENTS),

@@ -20,6 +20,7 @@ DEFAULT_ROLES: list[dict] = [
         "scope": Scope.ALL,
         "permissions": [
             *_CLIENT_WORK,
+            "clients.change_status",
             "clients.export",
             "clients.delete",
             "core.view_audit",
@@ -30,7 +31,12 @@ DEFAULT_ROLES: list[dict] = [
         "slug": "manager",
         "name": gettext_noop("Manager"),
         "scope": Scope.UNIT,
-        "permissions": [*_CLIENT_WORK, "clients.export", "core.view_audit"],
+        "permissions": [
+            *_CLIENT_WORK,
+            "clients.change_status",
+            "clients.export",
+            "core.view_audit",
+        ],
     },
     {
         "slug": "sales",
@@ -42,7 +48,7 @@ DEFAULT_ROLES: list[dict] = [
         "slug": "billing",
         "name": gettext_noop("Billing"),
         "scope": Scope.ALL,
-        "permissions": [*_CLIENT_WORK, "clients.export"],
+        "permissions": [*_CLIENT_WORK, "clients.change_status", "clients.export"],
     },
     {
         "slug": "support",

@@ -9,7 +9,7 @@ from ninja.pagination import paginate
 
 from clientbase.accounts.models import OrgUnit, User
 from clientbase.clients import queries, services
-from clientbase.clients.models import Client
+from clientbase.clients.models import Client, DeferredAction
 from clientbase.core.api_base import Id, Page, Text, problems
 from clientbase.core.errors import ServiceError
 
@@ -214,3 +214,122 @@ def note_comment(request: HttpRequest, client_id: Id, note_id: Id, payload: Comm
     _may_write_notes(request)
     comment = services.note_comment(note=note, by=request.user, body=payload.body)
     return Status(201, comment)
+
+
+class StatusIn(Schema):
+    """A status change: now, backdated (a past day) or deferred (a later day)."""
+
+    status: Client.Status
+    reason: Text = Field(min_length=1, max_length=200)
+    effective_date: dt.date | None = None
+    note: Text = Field("", max_length=services.NOTE_MAX_LENGTH)
+
+
+class DeferredActionOut(Schema):
+    """A scheduled change and what became of it."""
+
+    id: int
+    kind: str
+    due_on: dt.date
+    state: str
+    status: str = Field(alias="params.status")
+    reason: str = Field(alias="params.reason")
+    result: str
+    created_at: dt.datetime
+    executed_at: dt.datetime | None
+
+
+class StatusOut(Schema):
+    """What a status request did: the client now, or the action scheduled for later."""
+
+    client: ClientOut
+    deferred_action: DeferredActionOut | None
+
+
+class DeferredActionPatch(Schema):
+    """New day or content of a pending action."""
+
+    due_on: dt.date
+    status: Client.Status
+    reason: Text = Field(min_length=1, max_length=200)
+    note: Text = Field("", max_length=services.NOTE_MAX_LENGTH)
+
+
+def _may_change_status(request: HttpRequest) -> None:
+    if not request.user.has_perm("clients.change_status"):
+        raise PermissionDenied
+
+
+@router.post(
+    "/{client_id}/status",
+    response={200: StatusOut, **problems(400, 403, 404, 409, 422)},
+    summary="Change a client's status",
+)
+def status_change(request: HttpRequest, client_id: Id, payload: StatusIn):
+    """Active, inactive or closed: effective now, backdated, or deferred to a later day."""
+    client = queries.client_get(request.user, client_id)
+    _may_change_status(request)
+    outcome = services.client_set_status(
+        client=client,
+        by=request.user,
+        status=payload.status,
+        reason=payload.reason,
+        effective=payload.effective_date,
+        note=payload.note,
+    )
+    if isinstance(outcome, DeferredAction):
+        return {"client": outcome.client, "deferred_action": outcome}
+    return {"client": outcome, "deferred_action": None}
+
+
+@router.get(
+    "/{client_id}/deferred-actions",
+    response={200: list[DeferredActionOut], **problems(404, 422)},
+    summary="List a client's deferred actions",
+)
+def deferred_action_list(request: HttpRequest, client_id: Id):
+    """Pending actions by day, then the latest done or failed ones."""
+    client = queries.client_get(request.user, client_id)
+    return queries.deferred_actions_of(request.user, client)
+
+
+@router.patch(
+    "/{client_id}/deferred-actions/{action_id}",
+    response={200: DeferredActionOut, **problems(400, 403, 404, 422)},
+    summary="Change a pending deferred action",
+)
+def deferred_action_update(
+    request: HttpRequest, client_id: Id, action_id: Id, payload: DeferredActionPatch
+):
+    """Move a pending action to another day or change what it does."""
+    client = queries.client_get(request.user, client_id)
+    action = queries.deferred_action_get(request.user, client, action_id)
+    _may_change_status(request)
+    return services.deferred_action_update(action=action, by=request.user, **payload.dict())
+
+
+@router.post(
+    "/{client_id}/deferred-actions/{action_id}/execute",
+    response={200: DeferredActionOut, **problems(400, 403, 404, 409, 422)},
+    summary="Execute a deferred action now",
+)
+def deferred_action_execute(request: HttpRequest, client_id: Id, action_id: Id):
+    """Run a pending action now; its state says whether it applied."""
+    client = queries.client_get(request.user, client_id)
+    action = queries.deferred_action_get(request.user, client, action_id)
+    _may_change_status(request)
+    return services.deferred_action_execute(action=action, by=request.user)
+
+
+@router.delete(
+    "/{client_id}/deferred-actions/{action_id}",
+    response={204: None, **problems(403, 404, 422)},
+    summary="Delete a deferred action",
+)
+def deferred_action_delete(request: HttpRequest, client_id: Id, action_id: Id):
+    """Drop an action that has not run, or could not."""
+    client = queries.client_get(request.user, client_id)
+    action = queries.deferred_action_get(request.user, client, action_id)
+    _may_change_status(request)
+    services.deferred_action_delete(action=action, by=request.user)
+    return Status(204, None)

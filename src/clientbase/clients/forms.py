@@ -42,3 +42,30 @@ class CommentForm(StyledForm, forms.Form):
         label=_("Comment"),
         widget=forms.Textarea(attrs={"rows": 1, "placeholder": _("Answer this note…")}),
     )
+
+
+class StatusForm(StyledForm, forms.Form):
+    """A status change: to what, why, from when (a later day schedules it)."""
+
+    status = forms.ChoiceField(label=_("New status"), choices=Client.Status.choices)
+    reason = forms.CharField(label=_("Reason"), max_length=200)
+    effective = forms.DateField(
+        label=_("Effective"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text=_("Leave empty for now; an earlier day backdates, a later day schedules."),
+    )
+    note = forms.CharField(
+        label=_("Note"), required=False, widget=forms.Textarea(attrs={"rows": 2})
+    )
+
+
+class DeferredActionForm(StyledForm, forms.Form):
+    """A pending status change, as it may still be edited."""
+
+    due_on = forms.DateField(label=_("Due on"), widget=forms.DateInput(attrs={"type": "date"}))
+    status = forms.ChoiceField(label=_("New status"), choices=Client.Status.choices)
+    reason = forms.CharField(label=_("Reason"), max_length=200)
+    note = forms.CharField(
+        label=_("Note"), required=False, widget=forms.Textarea(attrs={"rows": 2})
+    )

@@ -1,5 +1,6 @@
 """The client base: who the company sells to, bills and supports."""
 
+from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
@@ -35,6 +36,7 @@ class Client(Owned):
     status = models.CharField(
         _("status"), max_length=10, choices=Status.choices, default=Status.ACTIVE
     )
+    status_since = models.DateField(_("status since"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), default=clock.now, db_index=True)
 
     class Meta:
@@ -89,3 +91,49 @@ class Note(AppendOnly):
 
     def __str__(self) -> str:
         return self.body[:60]
+
+
+class DeferredAction(models.Model):
+    """A change scheduled for a day: pending until it runs, then done or failed (CUS-13)."""
+
+    class Kind(models.TextChoices):
+        STATUS = "status", _("Status change")
+
+    class State(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        DONE = "done", _("Done")
+        ERROR = "error", _("Error")
+
+    client = models.ForeignKey(
+        Client, on_delete=models.PROTECT, related_name="deferred_actions", verbose_name=_("client")
+    )
+    kind = models.CharField(_("action"), max_length=16, choices=Kind.choices)
+    params = models.JSONField(_("details"), default=dict)
+    due_on = models.DateField(_("due on"), db_index=True)
+    state = models.CharField(_("state"), max_length=8, choices=State.choices, default=State.PENDING)
+    result = models.TextField(_("result"), blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("by")
+    )
+    created_at = models.DateTimeField(_("created"), default=clock.now)
+    executed_at = models.DateTimeField(_("executed"), null=True, blank=True)
+
+    visibility_via = "client"
+
+    class Meta:
+        verbose_name = _("deferred action")
+        verbose_name_plural = _("deferred actions")
+        ordering = ["due_on", "id"]
+        indexes = [models.Index(fields=["state", "due_on"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(state__in=["pending", "done", "error"]),
+                name="deferredaction_state_valid",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(kind__in=["status"]), name="deferredaction_kind_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.due_on}"

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from django.db.models import Prefetch, Q, QuerySet
 
-from clientbase.clients.models import Client, Note
+from clientbase.clients.models import Client, DeferredAction, Note
 from clientbase.core import clock
 from clientbase.core.visibility import get_visible_or_404, visible
 
@@ -68,3 +68,18 @@ def note_counts(client: Client) -> NoteCounts:
 def note_get(user, client: Client, pk: int) -> Note:
     """One top-level note of a client the user may see, or 404."""
     return get_visible_or_404(Note.objects.filter(client=client, parent=None), user, pk=pk)
+
+
+def deferred_actions_of(user, client: Client) -> list[DeferredAction]:
+    """A client's deferred actions: pending first by day, then the latest done or failed."""
+    found = visible(DeferredAction.objects.filter(client=client), user).select_related("created_by")
+    pending = list(found.filter(state=DeferredAction.State.PENDING).order_by("due_on", "id"))
+    finished = list(
+        found.exclude(state=DeferredAction.State.PENDING).order_by("-executed_at", "-id")[:10]
+    )
+    return pending + finished
+
+
+def deferred_action_get(user, client: Client, pk: int) -> DeferredAction:
+    """One deferred action of a client the user may see, or 404."""
+    return get_visible_or_404(DeferredAction.objects.filter(client=client), user, pk=pk)

@@ -1,5 +1,8 @@
 """Every change to a client goes through here."""
 
+import datetime as dt
+from collections.abc import Callable
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -8,8 +11,9 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from clientbase.accounts.models import User
-from clientbase.clients.models import Client, Note
-from clientbase.core.audit import audit_create, audit_update, snapshot
+from clientbase.clients.models import Client, DeferredAction, Note
+from clientbase.core import clock
+from clientbase.core.audit import audit_create, audit_delete, audit_update, snapshot
 from clientbase.core.errors import ServiceError
 from clientbase.core.events import record_event, register_event_type
 from clientbase.core.models import EventCategory
@@ -224,3 +228,192 @@ def note_comment(*, note: Note, body: str, by: User) -> Note:
             details={"excerpt": _excerpt(body)},
         )
     return comment
+
+
+# --- status and deferred actions (CUS-12, CUS-13) ----------------------------------------
+
+register_event_type(
+    "client.status_changed",
+    EventCategory.ACCOUNT,
+    gettext_lazy("Status changed from %(old)s to %(new)s: %(reason)s"),
+    words=lambda details: {
+        "old": str(Client.Status(details["old"]).label),
+        "new": str(Client.Status(details["new"]).label),
+    },
+)
+register_event_type(
+    "client.status_scheduled",
+    EventCategory.ACCOUNT,
+    gettext_lazy("Status change to %(new)s scheduled for %(due_on)s: %(reason)s"),
+    words=lambda details: {"new": str(Client.Status(details["new"]).label)},
+)
+register_event_type(
+    "deferred_action.cancelled",
+    EventCategory.ACCOUNT,
+    gettext_lazy("Scheduled change for %(due_on)s deleted"),
+)
+
+# Whatever follows a status change elsewhere (billing suspends or restores services):
+# callables (client, old_status, new_status, by) run inside the change's transaction.
+STATUS_HOOKS: list[Callable[[Client, str, str, User], None]] = []
+
+
+def on_status_change(hook: Callable[[Client, str, str, User], None]) -> None:
+    """Register what a module does when an account's status changes (e.g. its services)."""
+    if hook not in STATUS_HOOKS:
+        STATUS_HOOKS.append(hook)
+
+
+def _status_request(client: Client, status: str, reason: str) -> str:
+    if status not in Client.Status.values:
+        raise ServiceError(_("Choose active, inactive or closed."), field="status")
+    reason = reason.strip()
+    if not reason:
+        raise ServiceError(_("Give a reason for the change."), field="reason")
+    if client.status == Client.Status.CLOSED:
+        raise ServiceError(_("A closed account cannot be reopened."), field="status")
+    if client.status == status:
+        raise ServiceError(
+            _("The account is already %(status)s.") % {"status": Client.Status(status).label},
+            field="status",
+        )
+    return reason
+
+
+def _apply_status(
+    client: Client, status: str, reason: str, effective: dt.date, by: User, note: str
+) -> Client:
+    """Change the status now, inside the caller's transaction, with hooks, audit and event."""
+    before = snapshot(client)
+    old = client.status
+    client.status, client.status_since = status, effective
+    client.save(update_fields=["status", "status_since"])
+    for hook in STATUS_HOOKS:
+        hook(client, old, status, by)
+    audit_update(client, before, by=by)
+    record_event(
+        "client.status_changed",
+        by=by,
+        client=client,
+        subject=client,
+        reference=client.number,
+        details={"old": old, "new": status, "reason": reason, "effective": effective},
+    )
+    if note.strip():
+        note_add(client=client, body=note, by=by)
+    return client
+
+
+def client_set_status(
+    *,
+    client: Client,
+    status: str,
+    reason: str,
+    by: User,
+    effective: dt.date | None = None,
+    note: str = "",
+) -> Client | DeferredAction:
+    """Make an account active, inactive or closed: now, backdated, or deferred to a day.
+
+    A date after today schedules a deferred action (returned instead of the client); today
+    or earlier applies now, the status counting from that date.
+    """
+    today = clock.today()
+    effective = effective or today
+    with transaction.atomic():
+        client = Client.objects.select_for_update().get(pk=client.pk)
+        reason = _status_request(client, status, reason)
+        if effective > today:
+            action = DeferredAction.objects.create(
+                client=client,
+                kind=DeferredAction.Kind.STATUS,
+                params={"status": status, "reason": reason, "note": note.strip()},
+                due_on=effective,
+                created_by=by,
+            )
+            record_event(
+                "client.status_scheduled",
+                by=by,
+                client=client,
+                subject=action,
+                details={"new": status, "reason": reason, "due_on": effective},
+            )
+            return action
+        return _apply_status(client, status, reason, effective, by, note)
+
+
+def _pending(action: DeferredAction) -> DeferredAction:
+    action = DeferredAction.objects.select_for_update().get(pk=action.pk)
+    if action.state != DeferredAction.State.PENDING:
+        raise ServiceError(
+            _("This action is %(state)s; only pending actions can change.")
+            % {"state": action.get_state_display().lower()}
+        )
+    return action
+
+
+def deferred_action_update(
+    *, action: DeferredAction, due_on: dt.date, status: str, reason: str, note: str, by: User
+) -> DeferredAction:
+    """Change a pending action's day or content."""
+    if due_on <= clock.today():
+        raise ServiceError(
+            _("Choose a day after today, or execute the action now."), field="due_on"
+        )
+    with transaction.atomic():
+        action = _pending(action)
+        reason = _status_request(action.client, status, reason)
+        before = snapshot(action)
+        action.due_on = due_on
+        action.params = {"status": status, "reason": reason, "note": note.strip()}
+        action.save(update_fields=["due_on", "params"])
+        audit_update(action, before, by=by)
+    return action
+
+
+def deferred_action_execute(*, action: DeferredAction, by: User | None) -> DeferredAction:
+    """Run a pending action now; if it can no longer apply, it is marked as an error."""
+    with transaction.atomic():
+        action = _pending(action)
+        client = Client.objects.select_for_update().get(pk=action.client_id)
+        params = action.params
+        try:
+            with transaction.atomic():
+                reason = _status_request(client, params["status"], params["reason"])
+                _apply_status(
+                    client, params["status"], reason, clock.today(), by, params.get("note", "")
+                )
+        except ServiceError as refused:
+            action.state, action.result = DeferredAction.State.ERROR, " ".join(refused.messages)
+        else:
+            action.state, action.result = DeferredAction.State.DONE, ""
+        action.executed_at = clock.now()
+        action.save(update_fields=["state", "result", "executed_at"])
+    return action
+
+
+def deferred_action_delete(*, action: DeferredAction, by: User) -> None:
+    """Drop an action that has not run (pending) or could not run (error)."""
+    with transaction.atomic():
+        action = DeferredAction.objects.select_for_update().get(pk=action.pk)
+        if action.state == DeferredAction.State.DONE:
+            raise ServiceError(_("A done action stays in the history."))
+        record_event(
+            "deferred_action.cancelled",
+            by=by,
+            client=action.client,
+            details={"due_on": action.due_on},
+        )
+        audit_delete(action, by=by)
+        action.delete()
+
+
+def deferred_actions_run_due(day: dt.date) -> tuple[int, int]:
+    """Execute every pending action due on or before the day, as the system; (done, failed)."""
+    done = failed = 0
+    due = DeferredAction.objects.filter(state=DeferredAction.State.PENDING, due_on__lte=day)
+    for action in due.order_by("due_on", "id").iterator():
+        result = deferred_action_execute(action=action, by=None)
+        done += result.state == DeferredAction.State.DONE
+        failed += result.state == DeferredAction.State.ERROR
+    return done, failed

@@ -2,9 +2,11 @@
 
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from clientbase.clients import queries
 from clientbase.core import clock
+from clientbase.core.cron import register_job
 from clientbase.core.registry import (
     Counter,
     NavEntry,
@@ -40,8 +42,22 @@ def _find(user, text: str, limit: int) -> list[SearchHit]:
     ]
 
 
+def _run_deferred_actions(day) -> str:
+    from clientbase.clients.services import deferred_actions_run_due
+
+    done, failed = deferred_actions_run_due(day)
+    return ngettext(
+        "%(done)d deferred action done, %(failed)d failed",
+        "%(done)d deferred actions done, %(failed)d failed",
+        done,
+    ) % {"done": done, "failed": failed}
+
+
 def register() -> None:
-    """Hook the clients module into the navigation, dashboard and search."""
+    """Hook the clients module into the navigation, dashboard, search and daily jobs."""
+    register_job("deferred_actions", _("Run the deferred account changes that fall due"))(
+        _run_deferred_actions
+    )
     register_nav(NavEntry("clients", _("All clients"), "clients:list"))
     register_nav(NavEntry("clients", _("Add a client"), "clients:add", "clients.add"))
     register_counter(

@@ -10,5 +10,17 @@ urlpatterns = [
     path("<int:pk>/", views.client_detail, name="detail"),
     path("<int:pk>/edit/", views.client_edit, name="edit"),
     path("<int:pk>/notes/", views.note_add, name="note_add"),
+    path("<int:pk>/status/", views.status_change, name="status_change"),
+    path("<int:pk>/deferred/<int:action_pk>/", views.deferred_action_edit, name="deferred_edit"),
+    path(
+        "<int:pk>/deferred/<int:action_pk>/execute/",
+        views.deferred_action_execute,
+        name="deferred_execute",
+    ),
+    path(
+        "<int:pk>/deferred/<int:action_pk>/delete/",
+        views.deferred_action_delete,
+        name="deferred_delete",
+    ),
     path("<int:pk>/notes/<int:note_pk>/comments/", views.note_comment, name="note_comment"),
 ]

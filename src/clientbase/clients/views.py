@@ -11,7 +11,14 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from clientbase.clients import queries, services
-from clientbase.clients.forms import ClientForm, CommentForm, NoteForm
+from clientbase.clients.forms import (
+    ClientForm,
+    CommentForm,
+    DeferredActionForm,
+    NoteForm,
+    StatusForm,
+)
+from clientbase.clients.models import Client, DeferredAction
 from clientbase.core.errors import ServiceError
 from clientbase.core.forms import add_service_errors
 from clientbase.core.models import EventCategory
@@ -50,6 +57,9 @@ def client_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "notes": queries.notes_of(request.user, client),
             "note_counts": queries.note_counts(client),
             "note_form": NoteForm(),
+            "status_form": StatusForm(),
+            "deferred_actions": queries.deferred_actions_of(request.user, client),
+            "status_choices": Client.Status.choices,
         },
     )
 
@@ -120,3 +130,89 @@ def note_comment(request: HttpRequest, pk: int, note_pk: int) -> HttpResponse:
     else:
         messages.error(request, _("A comment cannot be empty."))
     return redirect(reverse("clients:detail", args=[client.pk]) + f"#note-{note.pk}")
+
+
+def _back_to_status(client) -> HttpResponse:
+    return redirect(reverse("clients:detail", args=[client.pk]) + "#status")
+
+
+@require_action("clients.change_status")
+@require_POST
+def status_change(request: HttpRequest, pk: int) -> HttpResponse:
+    """Change an account's status now, backdated, or on a later day."""
+    client = queries.client_get(request.user, pk)
+    form = StatusForm(request.POST)
+    if not form.is_valid():
+        for field, errors in form.errors.items():
+            label = form.fields[field].label if field in form.fields else ""
+            messages.error(request, f"{label}: {' '.join(errors)}" if label else " ".join(errors))
+        return _back_to_status(client)
+    try:
+        outcome = services.client_set_status(client=client, by=request.user, **form.cleaned_data)
+    except ServiceError as refused:
+        messages.error(request, " ".join(refused.messages))
+    else:
+        if isinstance(outcome, DeferredAction):
+            messages.success(
+                request, _("Status change scheduled for %(day)s.") % {"day": outcome.due_on}
+            )
+        else:
+            messages.success(
+                request, _("Status is now %(status)s.") % {"status": outcome.get_status_display()}
+            )
+    return _back_to_status(client)
+
+
+@require_action("clients.change_status")
+def deferred_action_edit(request: HttpRequest, pk: int, action_pk: int) -> HttpResponse:
+    """Edit a pending deferred action."""
+    client = queries.client_get(request.user, pk)
+    action = queries.deferred_action_get(request.user, client, action_pk)
+    initial = {"due_on": action.due_on, **action.params}
+    form = DeferredActionForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.deferred_action_update(action=action, by=request.user, **form.cleaned_data)
+        except ServiceError as refused:
+            add_service_errors(form, refused)
+        else:
+            messages.success(request, _("Deferred action saved."))
+            return _back_to_status(client)
+    return render(
+        request,
+        "clients/deferred_action_form.html",
+        {"client": client, "action": action, "form": form},
+    )
+
+
+@require_action("clients.change_status")
+@require_POST
+def deferred_action_execute(request: HttpRequest, pk: int, action_pk: int) -> HttpResponse:
+    """Run a pending deferred action now."""
+    client = queries.client_get(request.user, pk)
+    action = queries.deferred_action_get(request.user, client, action_pk)
+    try:
+        action = services.deferred_action_execute(action=action, by=request.user)
+    except ServiceError as refused:
+        messages.error(request, " ".join(refused.messages))
+    else:
+        if action.state == DeferredAction.State.DONE:
+            messages.success(request, _("Deferred action done."))
+        else:
+            messages.error(request, _("It could not run: %(why)s") % {"why": action.result})
+    return _back_to_status(client)
+
+
+@require_action("clients.change_status")
+@require_POST
+def deferred_action_delete(request: HttpRequest, pk: int, action_pk: int) -> HttpResponse:
+    """Delete a deferred action that has not run."""
+    client = queries.client_get(request.user, pk)
+    action = queries.deferred_action_get(request.user, client, action_pk)
+    try:
+        services.deferred_action_delete(action=action, by=request.user)
+    except ServiceError as refused:
+        messages.error(request, " ".join(refused.messages))
+    else:
+        messages.success(request, _("Deferred action deleted."))
+    return _back_to_status(client)
