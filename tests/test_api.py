@@ -90,6 +90,7 @@ def _shown(client: Client) -> dict:
         "currency": client.currency,
         "language": client.language,
         "status": client.status,
+        "version": client.version,
         "owner_id": client.owner_id,
         "org_unit_id": client.org_unit_id,
         # as JSON has it: milliseconds and "Z"
@@ -157,7 +158,16 @@ def test_openapi_document_declares_every_answer_of_the_shell(client, db):
         ("get", "/api/v1/clients"): ["200", "401", "422", "500"],
         ("post", "/api/v1/clients"): ["201", "400", "401", "403", "409", "422", "500"],
         ("get", "/api/v1/clients/{client_id}"): ["200", "401", "404", "422", "500"],
-        ("patch", "/api/v1/clients/{client_id}"): ["200", "400", "401", "403", "404", "422", "500"],
+        ("patch", "/api/v1/clients/{client_id}"): [
+            "200",
+            "400",
+            "401",
+            "403",
+            "404",
+            "409",
+            "422",
+            "500",
+        ],
     }
     assert {key: sorted(operations[key]["responses"]) for key in shell} == shell
     # and in every operation, each error is a problem document
@@ -362,6 +372,7 @@ def test_create_then_get_a_client(api_client, make_user, org):
         "currency": "EUR",
         "language": "en",
         "status": "active",
+        "version": 1,
         "owner_id": ann.pk,
         "org_unit_id": org["team_a"].pk,
         "created_at": "2025-03-01T12:00:00Z",

@@ -267,3 +267,58 @@ def test_status_and_deferred_actions_over_the_api(api_client, alpha, clerk):
     deleted = http.delete(f"/api/v1/clients/{second.client_id}/deferred-actions/{second.pk}")
     assert deleted.status_code == 204
     assert not DeferredAction.objects.filter(pk=second.pk).exists()
+
+
+def test_an_edit_on_an_outdated_copy_is_refused(signed_in, alpha, clerk):
+    from clientbase.clients.services import client_update
+
+    # given two clerks who opened the same client (version 1)
+    assert alpha.version == 1
+    client_update(client=alpha, by=clerk, expected_version=1, phone="+33199001188")
+    # when the second one saves the copy they opened
+    http = signed_in(clerk)
+    form = {
+        "kind": "company",
+        "name": "Alpha renamed",
+        "email": "alpha@example.com",
+        "phone": "",
+        "tax_id": "",
+        "street": "",
+        "postcode": "",
+        "city": "",
+        "country": "",
+        "currency": "EUR",
+        "language": "en",
+        "owner": alpha.owner_id,
+        "org_unit": alpha.org_unit_id,
+        "version": 1,
+    }
+    response = http.post(f"/clients/{alpha.pk}/edit/", form)
+    # then it is refused with a message and nothing of it is saved
+    assert response.status_code == 200
+    assert "Someone else changed this client while you were editing." in response.content.decode()
+    alpha.refresh_from_db()
+    assert (alpha.name, alpha.phone, alpha.version) == ("Alpha SARL", "+33199001188", 2)
+    # a save from the fresh copy goes through
+    response = http.post(f"/clients/{alpha.pk}/edit/", {**form, "phone": alpha.phone, "version": 2})
+    assert response.status_code == 302
+    alpha.refresh_from_db()
+    assert (alpha.name, alpha.version) == ("Alpha renamed", 3)
+
+
+def test_api_patch_with_an_old_version_is_a_409(api_client, alpha, clerk):
+    http = api_client(clerk)
+    ok = http.patch(
+        f"/api/v1/clients/{alpha.pk}",
+        {"city": "Lyon", "version": 1},
+        content_type="application/json",
+    )
+    assert (ok.status_code, ok.json()["version"]) == (200, 2)
+    stale = http.patch(
+        f"/api/v1/clients/{alpha.pk}",
+        {"city": "Paris", "version": 1},
+        content_type="application/json",
+    )
+    assert stale.status_code == 409
+    assert stale.json()["title"] == "Conflict"
+    assert Client.objects.get(pk=alpha.pk).city == "Lyon"

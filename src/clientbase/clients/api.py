@@ -33,6 +33,7 @@ class ClientOut(Schema):
     currency: str
     language: str
     status: str
+    version: int
     owner_id: int | None
     org_unit_id: int
     created_at: dt.datetime
@@ -57,8 +58,12 @@ class ClientIn(Schema):
 
 
 class ClientPatch(Schema):
-    """Fields to change on a client; those left out stay as they are."""
+    """Fields to change on a client; those left out stay as they are.
 
+    Send the `version` you read to be refused (409) if someone changed the client since.
+    """
+
+    version: int | None = Field(None, ge=1)
     kind: Client.Kind | None = None
     name: Text | None = Field(None, min_length=1, max_length=200)
     email: Text | None = Field(None, min_length=3, max_length=254)
@@ -127,7 +132,7 @@ def client_create(request: HttpRequest, payload: ClientIn):
 
 @router.patch(
     "/{client_id}",
-    response={200: ClientOut, **problems(400, 403, 404, 422)},
+    response={200: ClientOut, **problems(400, 403, 404, 409, 422)},
     summary="Change a client",
 )
 def client_update(request: HttpRequest, client_id: Id, payload: ClientPatch):
@@ -135,8 +140,9 @@ def client_update(request: HttpRequest, client_id: Id, payload: ClientPatch):
     client = queries.client_get(request.user, client_id)
     if not request.user.has_perm("clients.change"):
         raise PermissionDenied
+    changes = payload.dict(exclude_unset=True, exclude_none=True)
     return services.client_update(
-        client=client, by=request.user, **payload.dict(exclude_unset=True, exclude_none=True)
+        client=client, by=request.user, expected_version=changes.pop("version", None), **changes
     )
 
 

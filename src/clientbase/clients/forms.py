@@ -11,6 +11,9 @@ from clientbase.core.forms import StyledForm
 
 
 class ClientForm(StyledForm, forms.ModelForm):
+    # The version the form was drawn from: a save over someone else's change is refused.
+    version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
     """Kind, name, contact, currency, language, owner and unit of a client."""
 
     class Meta:
@@ -23,6 +26,8 @@ class ClientForm(StyledForm, forms.ModelForm):
         self.fields["owner"].queryset = User.objects.filter(is_active=True).order_by("username")
         self.fields["org_unit"].queryset = OrgUnit.objects.order_by("path")
         self.fields["currency"].initial = settings.DEFAULT_CURRENCY
+        if self.instance.pk:
+            self.fields["version"].initial = self.instance.version
 
 
 class NoteForm(StyledForm, forms.Form):

@@ -12,6 +12,8 @@ from clientbase.core.models import AppendOnly, Owned
 class Client(Owned):
     """An account: a person (B2C) or a company (B2B)."""
 
+    audit_skip_fields = ("version",)
+
     class Kind(models.TextChoices):
         INDIVIDUAL = "individual", _("Individual")
         COMPANY = "company", _("Company")
@@ -37,6 +39,8 @@ class Client(Owned):
         _("status"), max_length=10, choices=Status.choices, default=Status.ACTIVE
     )
     status_since = models.DateField(_("status since"), null=True, blank=True)
+    # Bumped by every change, so an edit made on an outdated copy is refused, not lost.
+    version = models.PositiveIntegerField(_("version"), default=1)
     created_at = models.DateTimeField(_("created"), default=clock.now, db_index=True)
 
     class Meta:

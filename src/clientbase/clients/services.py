@@ -14,7 +14,7 @@ from clientbase.accounts.models import User
 from clientbase.clients.models import Client, DeferredAction, Note
 from clientbase.core import clock
 from clientbase.core.audit import audit_create, audit_delete, audit_update, snapshot
-from clientbase.core.errors import ServiceError
+from clientbase.core.errors import ConflictError, ServiceError
 from clientbase.core.events import record_event, register_event_type
 from clientbase.core.models import EventCategory
 from clientbase.core.money import currency_exponent
@@ -128,14 +128,27 @@ def client_create(*, by: User, **fields) -> Client:
     return client
 
 
-def client_update(*, client: Client, by: User, **fields) -> Client:
-    """Change a client's details; every changed field goes to the audit log."""
+def client_update(
+    *, client: Client, by: User, expected_version: int | None = None, **fields
+) -> Client:
+    """Change a client's details; every changed field goes to the audit log.
+
+    With `expected_version` (the version the clerk's form was drawn from), a change made
+    meanwhile by someone else refuses this one instead of being silently overwritten.
+    """
     unknown = set(fields) - set(EDITABLE)
     if unknown:
         raise TypeError(f"client_update() got unexpected fields {sorted(unknown)}")
     try:
         with transaction.atomic():
             client = Client.objects.select_for_update().get(pk=client.pk)
+            if expected_version is not None and expected_version != client.version:
+                raise ConflictError(
+                    _(
+                        "Someone else changed this client while you were editing. "
+                        "Reload the page to see their changes, then make yours again."
+                    )
+                )
             before = snapshot(client)
             for name, value in fields.items():
                 setattr(client, name, value)
@@ -144,8 +157,10 @@ def client_update(*, client: Client, by: User, **fields) -> Client:
                 before["org_unit_id"],
             )
             _clean(client, by, assigning=assigning)
-            client.save()
             entry = audit_update(client, before, by=by)
+            if entry is not None:
+                client.version += 1
+            client.save()
             if entry is not None:
                 record_event(
                     "client.changed",
@@ -287,7 +302,8 @@ def _apply_status(
     before = snapshot(client)
     old = client.status
     client.status, client.status_since = status, effective
-    client.save(update_fields=["status", "status_since"])
+    client.version += 1
+    client.save(update_fields=["status", "status_since", "version"])
     for hook in STATUS_HOOKS:
         hook(client, old, status, by)
     audit_update(client, before, by=by)

@@ -72,7 +72,8 @@ def client_add(request: HttpRequest) -> HttpResponse:
     )
     if request.method == "POST" and form.is_valid():
         try:
-            client = services.client_create(by=request.user, **form.cleaned_data)
+            data = {k: v for k, v in form.cleaned_data.items() if k != "version"}
+            client = services.client_create(by=request.user, **data)
         except ServiceError as refused:
             add_service_errors(form, refused)
         else:
@@ -90,7 +91,10 @@ def client_edit(request: HttpRequest, pk: int) -> HttpResponse:
     form = ClientForm(request.POST or None, instance=client)
     if request.method == "POST" and form.is_valid():
         try:
-            services.client_update(client=client, by=request.user, **form.cleaned_data)
+            data = dict(form.cleaned_data)
+            services.client_update(
+                client=client, by=request.user, expected_version=data.pop("version"), **data
+            )
         except ServiceError as refused:
             add_service_errors(form, refused)
         else:

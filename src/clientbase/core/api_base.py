@@ -21,6 +21,7 @@ from pydantic import AfterValidator
 from pydantic_core import PydanticCustomError
 
 from clientbase.core import clock
+from clientbase.core.errors import ConflictError
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -263,6 +264,10 @@ def install_problem_handlers(api) -> None:
         else:
             errors = [{"field": "", "message": m} for m in exc.messages]
         return respond(request, 422, "Refused", "; ".join(e["message"] for e in errors), errors)
+
+    @api.exception_handler(ConflictError)
+    def conflict(request, exc):
+        return respond(request, 409, "Conflict", " ".join(exc.messages))
 
     @api.exception_handler(AuthenticationError)
     def unauthenticated(request, exc):

@@ -51,8 +51,11 @@ class Masked(str):
 def snapshot(obj: models.Model) -> dict[str, Any]:
     """The record's field values now, to compare after a change; secrets masked."""
     secret = set(getattr(obj, "audit_secret_fields", ()))
+    skipped = set(getattr(obj, "audit_skip_fields", ()))
     values = {}
     for field in _audited_fields(obj):
+        if field.attname in skipped:
+            continue
         value = getattr(obj, field.attname)
         values[field.attname] = (
             Masked(value) if field.attname in secret and value else _plain(value)

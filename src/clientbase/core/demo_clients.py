@@ -86,7 +86,7 @@ COMPANY_SHARE = 0.4
 CYRILLIC = {
     **str.maketrans("абвгдеёзийклмнопрстуфыэ", "abvgdeeziiklmnoprstufye", "ъь"),
     **str.maketrans(
-        {"ж": "zh", "х": "kh", "ц": "ts", "ч": "ch", "ш": "sh", "щ": "shch", "ю": "iu", "я": "ia"}  # noqa: RUF001
+        {"ж": "zh", "х": "kh", "ц": "ts", "ч": "ch", "ш": "sh", "щ": "shch", "ю": "iu", "я": "ia"}
     ),
 }
 

@@ -8,3 +8,7 @@ class ServiceError(ValidationError):
 
     def __init__(self, message=None, *, field: str = "__all__", errors: dict | None = None):
         super().__init__(errors if errors is not None else {field: [message]})
+
+
+class ConflictError(ServiceError):
+    """Refused because the record changed meanwhile: reload and try again (HTTP 409)."""
