@@ -362,7 +362,7 @@ def test_create_then_get_a_client(api_client, make_user, org):
         "number": "1",
         "kind": "company",
         "name": "Dupont SA",
-        "email": "Contact@Dupont.fr",
+        "email": "Contact@dupont.fr",  # the domain is lowercased, the name kept
         "phone": "",
         "tax_id": "",
         "street": "",

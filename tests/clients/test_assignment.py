@@ -63,3 +63,57 @@ def test_api_names_the_owner_id_field(make_user, org, api_client):
     assert response.status_code == 422
     assert response.json()["errors"] == [{"field": "owner_id", "message": REFUSAL["owner"][0]}]
     assert Client.objects.count() == 0
+
+
+def test_identifiers_are_checked_and_normalised_on_save(make_user, org):
+    from clientbase.clients.services import client_update
+
+    ann = make_user("ann", role="sales", unit="team_a")
+    alpha = client_create(
+        by=ann,
+        kind="company",
+        name="Romashka",
+        email="Info@Romashka.RU",
+        country="ru",
+        phone="8 (495) 123-45-67",
+        tax_id="7707 083 893",
+    )
+    assert (alpha.email, alpha.country, alpha.phone, alpha.tax_id) == (
+        "Info@romashka.ru",
+        "RU",
+        "+74951234567",
+        "7707083893",
+    )
+    with pytest.raises(ServiceError) as refused:
+        client_update(client=alpha, by=ann, tax_id="7707083894", phone="12", country="RU")
+    assert refused.value.message_dict == {
+        "phone": ["This phone number is too short: check for a missing digit."],
+        "tax_id": ["This INN's check digit is wrong: check for a mistyped digit."],
+    }
+    alpha.refresh_from_db()
+    assert (alpha.tax_id, alpha.phone, alpha.version) == ("7707083893", "+74951234567", 1)
+
+
+def test_a_wrong_inn_from_the_form_is_shown_at_its_field(signed_in, make_user, org):
+    ann = make_user("ann", role="sales", unit="team_a")
+    response = signed_in(ann).post(
+        "/clients/new/",
+        {
+            "kind": "individual",
+            "name": "Ivan Petrov",
+            "email": "ivan@example.ru",
+            "country": "RU",
+            "tax_id": "7707083893",
+            "currency": "RUB",
+            "language": "ru",
+            "owner": ann.pk,
+            "org_unit": org["team_a"].pk,
+        },
+    )
+    assert response.status_code == 200
+    form = response.context["form"]
+    assert form.errors["tax_id"] == [
+        "A person's INN has 12 digits; this one has 10, like a company's. If the client is a "
+        "company, make it a company client."
+    ]
+    assert Client.objects.count() == 0

@@ -5,13 +5,14 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django_countries import countries
 
 from clientbase.accounts.models import User
 from clientbase.clients.models import Client, DeferredAction, Note
+from clientbase.clients.validation import normalize_email, normalize_phone, normalize_tax_id
 from clientbase.core import clock
 from clientbase.core.audit import audit_create, audit_delete, audit_update, snapshot
 from clientbase.core.errors import ConflictError, ServiceError
@@ -61,16 +62,46 @@ EDITABLE = (
 )
 
 
+def _normalized(errors: dict, field: str, check: Callable[[], str]) -> str | None:
+    """Run a field's normaliser; on refusal note its message at the field."""
+    try:
+        return check()
+    except ValidationError as refused:
+        errors[field] = refused.messages
+        return None
+
+
 def _clean(client: Client, by: User, *, assigning: bool = True) -> None:
     errors: dict[str, list[str]] = {}
     client.name = client.name.strip()
-    client.email = client.email.strip()
     if not client.name:
         errors["name"] = [_("A client needs a name.")]
-    try:
-        validate_email(client.email)
-    except ValidationError:
-        errors["email"] = [_("Enter a valid email address, e.g. name@example.com.")]
+    client.country = client.country.strip().upper()
+    if client.country and client.country not in countries:
+        errors["country"] = [_("Unknown country code; use two letters, e.g. FR.")]
+    country = client.country if "country" not in errors else ""
+    if (email := _normalized(errors, "email", lambda: normalize_email(client.email))) is not None:
+        client.email = email
+        if not email:
+            errors["email"] = [_("A client needs an email address.")]
+    if (
+        phone := _normalized(
+            errors, "phone", lambda: normalize_phone(client.phone, country=country)
+        )
+    ) is not None:
+        client.phone = phone
+    if (
+        client.kind in Client.Kind.values
+        and (
+            tax_id := _normalized(
+                errors,
+                "tax_id",
+                lambda: normalize_tax_id(client.tax_id, country=country, kind=client.kind),
+            )
+        )
+        is not None
+    ):
+        client.tax_id = tax_id
     try:
         currency_exponent(client.currency)
     except ValueError:
@@ -81,7 +112,7 @@ def _clean(client: Client, by: User, *, assigning: bool = True) -> None:
         errors["org_unit"] = [_("Choose the unit the client belongs to.")]
     duplicate = (
         Client.objects.filter(email__iexact=client.email).exclude(pk=client.pk).first()
-        if client.email
+        if client.email and "email" not in errors
         else None
     )
     if duplicate is not None:
