@@ -1,15 +1,17 @@
 """Clients over the API: the same services and visibility as the UI."""
 
 import datetime as dt
+from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
+from django.shortcuts import get_object_or_404
 from ninja import Field, Router, Schema, Status
 from ninja.pagination import paginate
 
 from clientbase.accounts.models import OrgUnit, User
 from clientbase.clients import queries, services
-from clientbase.clients.models import Client, DeferredAction
+from clientbase.clients.models import Address, Client, Contact, ContactPhone, DeferredAction
 from clientbase.core.api_base import Id, Page, Text, problems
 from clientbase.core.errors import ServiceError
 
@@ -338,4 +340,166 @@ def deferred_action_delete(request: HttpRequest, client_id: Id, action_id: Id):
     action = queries.deferred_action_get(request.user, client, action_id)
     _may_change_status(request)
     services.deferred_action_delete(action=action, by=request.user)
+    return Status(204, None)
+
+
+class PhoneOut(Schema):
+    """A contact's phone number of one type."""
+
+    type: str
+    number: str
+
+
+class ContactOut(Schema):
+    """A person at the client."""
+
+    id: int
+    first_name: str
+    last_name: str
+    position: str
+    email: str
+    phones: list[PhoneOut]
+
+    @staticmethod
+    def resolve_phones(contact) -> list:
+        return list(contact.phones.all())
+
+
+class ContactIn(Schema):
+    """A contact; `phones` maps a type (mobile, work, home, fax) to one number."""
+
+    first_name: Text = Field("", max_length=100)
+    last_name: Text = Field(min_length=1, max_length=100)
+    position: Text = Field("", max_length=100)
+    email: Text = Field("", max_length=254)
+    phones: dict[ContactPhone.Type, Text] = {}
+
+
+class AddressIO(Schema):
+    """A typed address."""
+
+    type: Address.Type
+    line1: Text = Field(min_length=1, max_length=200)
+    line2: Text = Field("", max_length=200)
+    postcode: Text = Field("", max_length=20)
+    city: Text = Field(min_length=1, max_length=100)
+    region: Text = Field("", max_length=100)
+    country: Text = Field(min_length=2, max_length=2)
+    latitude: Decimal | None = Field(None, ge=-90, le=90, max_digits=9, decimal_places=6)
+    longitude: Decimal | None = Field(None, ge=-180, le=180, max_digits=9, decimal_places=6)
+    notes: Text = Field("", max_length=500)
+
+
+class AddressOut(AddressIO):
+    """A typed address as stored."""
+
+    id: int
+
+
+def _may_change(request: HttpRequest) -> None:
+    if not request.user.has_perm("clients.change"):
+        raise PermissionDenied
+
+
+@router.get(
+    "/{client_id}/contacts",
+    response={200: list[ContactOut], **problems(404, 422)},
+    summary="List a client's contacts",
+)
+def contact_list(request: HttpRequest, client_id: Id):
+    """Contacts of a client you may see, the first (who names the account) first."""
+    client = queries.client_get(request.user, client_id)
+    return client.contacts.prefetch_related("phones").order_by("id")
+
+
+@router.post(
+    "/{client_id}/contacts",
+    response={201: ContactOut, **problems(400, 403, 404, 409, 422)},
+    summary="Add a contact",
+)
+def contact_create(request: HttpRequest, client_id: Id, payload: ContactIn):
+    """Add a contact to a client you may see."""
+    client = queries.client_get(request.user, client_id)
+    _may_change(request)
+    data = payload.dict()
+    data["phones"] = {str(kind): number for kind, number in data["phones"].items()}
+    return Status(201, services.contact_add(client=client, by=request.user, **data))
+
+
+@router.put(
+    "/{client_id}/contacts/{contact_id}",
+    response={200: ContactOut, **problems(400, 403, 404, 422)},
+    summary="Replace a contact's details",
+)
+def contact_update(request: HttpRequest, client_id: Id, contact_id: Id, payload: ContactIn):
+    """Set a contact's details and phones (a type left out loses its number)."""
+    client = queries.client_get(request.user, client_id)
+    contact = get_object_or_404(Contact, client=client, pk=contact_id)
+    _may_change(request)
+    data = payload.dict()
+    data["phones"] = {str(kind): number for kind, number in data["phones"].items()}
+    return services.contact_update(contact=contact, by=request.user, **data)
+
+
+@router.delete(
+    "/{client_id}/contacts/{contact_id}",
+    response={204: None, **problems(403, 404, 422)},
+    summary="Remove a contact",
+)
+def contact_delete(request: HttpRequest, client_id: Id, contact_id: Id):
+    """Remove a contact other than the first."""
+    client = queries.client_get(request.user, client_id)
+    contact = get_object_or_404(Contact, client=client, pk=contact_id)
+    _may_change(request)
+    services.contact_delete(contact=contact, by=request.user)
+    return Status(204, None)
+
+
+@router.get(
+    "/{client_id}/addresses",
+    response={200: list[AddressOut], **problems(404, 422)},
+    summary="List a client's addresses",
+)
+def address_list(request: HttpRequest, client_id: Id):
+    """Addresses of a client you may see, by type."""
+    client = queries.client_get(request.user, client_id)
+    return client.addresses.all()
+
+
+@router.post(
+    "/{client_id}/addresses",
+    response={201: AddressOut, **problems(400, 403, 404, 409, 422)},
+    summary="Add an address",
+)
+def address_create(request: HttpRequest, client_id: Id, payload: AddressIO):
+    """Add a typed address to a client you may see."""
+    client = queries.client_get(request.user, client_id)
+    _may_change(request)
+    return Status(201, services.address_add(client=client, by=request.user, **payload.dict()))
+
+
+@router.put(
+    "/{client_id}/addresses/{address_id}",
+    response={200: AddressOut, **problems(400, 403, 404, 422)},
+    summary="Replace an address",
+)
+def address_update(request: HttpRequest, client_id: Id, address_id: Id, payload: AddressIO):
+    """Set every field of an address."""
+    client = queries.client_get(request.user, client_id)
+    address = get_object_or_404(Address, client=client, pk=address_id)
+    _may_change(request)
+    return services.address_update(address=address, by=request.user, **payload.dict())
+
+
+@router.delete(
+    "/{client_id}/addresses/{address_id}",
+    response={204: None, **problems(403, 404, 422)},
+    summary="Remove an address",
+)
+def address_delete(request: HttpRequest, client_id: Id, address_id: Id):
+    """Remove an address."""
+    client = queries.client_get(request.user, client_id)
+    address = get_object_or_404(Address, client=client, pk=address_id)
+    _may_change(request)
+    services.address_delete(address=address, by=request.user)
     return Status(204, None)

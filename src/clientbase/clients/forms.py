@@ -5,8 +5,8 @@ from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 from clientbase.accounts.models import OrgUnit, User
-from clientbase.clients.models import Client
-from clientbase.clients.services import EDITABLE
+from clientbase.clients.models import Address, Client, ContactPhone
+from clientbase.clients.services import ADDRESS_FIELDS, EDITABLE
 from clientbase.core.forms import StyledForm
 
 
@@ -74,3 +74,38 @@ class DeferredActionForm(StyledForm, forms.Form):
     note = forms.CharField(
         label=_("Note"), required=False, widget=forms.Textarea(attrs={"rows": 2})
     )
+
+
+class ContactForm(StyledForm, forms.Form):
+    """A contact with one phone field per type."""
+
+    first_name = forms.CharField(label=_("First name"), max_length=100, required=False)
+    last_name = forms.CharField(label=_("Last name"), max_length=100)
+    position = forms.CharField(label=_("Position"), max_length=100, required=False)
+    email = forms.CharField(label=_("Email"), max_length=254, required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for kind, label in ContactPhone.Type.choices:
+            field = forms.CharField(label=label, max_length=32, required=False)
+            field.widget.attrs.update({"class": "form-control", "inputmode": "tel"})
+            self.fields[f"phone_{kind}"] = field
+
+    @property
+    def phones(self) -> dict[str, str]:
+        """The numbers typed, by phone type ("" for none)."""
+        return {kind: self.cleaned_data.get(f"phone_{kind}", "") for kind in ContactPhone.Type}
+
+    def contact_data(self) -> dict:
+        """The fields the contact services take."""
+        names = ("first_name", "last_name", "position", "email")
+        return {name: self.cleaned_data[name] for name in names} | {"phones": self.phones}
+
+
+class AddressForm(StyledForm, forms.ModelForm):
+    """A typed address."""
+
+    class Meta:
+        model = Address
+        fields = list(ADDRESS_FIELDS)
+        widgets = {"notes": forms.TextInput()}

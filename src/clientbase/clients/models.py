@@ -141,3 +141,113 @@ class DeferredAction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.due_on}"
+
+
+class Contact(models.Model):
+    """A person to talk to at a client; the first one names an account without a company."""
+
+    client = models.ForeignKey(
+        Client, on_delete=models.CASCADE, related_name="contacts", verbose_name=_("client")
+    )
+    first_name = models.CharField(_("first name"), max_length=100, blank=True)
+    last_name = models.CharField(_("last name"), max_length=100)
+    position = models.CharField(_("position"), max_length=100, blank=True)
+    email = models.EmailField(_("email"), max_length=254, blank=True)
+    created_at = models.DateTimeField(_("added"), default=clock.now)
+
+    visibility_via = "client"
+
+    class Meta:
+        verbose_name = _("contact")
+        verbose_name_plural = _("contacts")
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+
+class ContactPhone(models.Model):
+    """One phone number of a contact; one number per type."""
+
+    class Type(models.TextChoices):
+        MOBILE = "mobile", _("Mobile")
+        WORK = "work", _("Work")
+        HOME = "home", _("Home")
+        FAX = "fax", _("Fax")
+
+    contact = models.ForeignKey(
+        Contact, on_delete=models.CASCADE, related_name="phones", verbose_name=_("contact")
+    )
+    type = models.CharField(_("type"), max_length=8, choices=Type.choices)
+    number = models.CharField(_("number"), max_length=32)
+
+    class Meta:
+        verbose_name = _("phone")
+        verbose_name_plural = _("phones")
+        ordering = ["type"]
+        constraints = [
+            models.UniqueConstraint(fields=["contact", "type"], name="contactphone_one_per_type"),
+            models.CheckConstraint(
+                condition=models.Q(type__in=["mobile", "work", "home", "fax"]),
+                name="contactphone_type_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class Address(models.Model):
+    """A typed address of a client: where to write, bill, deliver or work."""
+
+    class Type(models.TextChoices):
+        CORRESPONDENCE = "correspondence", _("Correspondence")
+        BILLING = "billing", _("Billing")
+        DELIVERY = "delivery", _("Delivery")
+        SITE = "site", _("Site")
+
+    client = models.ForeignKey(
+        Client, on_delete=models.CASCADE, related_name="addresses", verbose_name=_("client")
+    )
+    type = models.CharField(_("type"), max_length=16, choices=Type.choices)
+    line1 = models.CharField(_("street and number"), max_length=200)
+    line2 = models.CharField(_("address line 2"), max_length=200, blank=True)
+    postcode = models.CharField(_("postcode"), max_length=20, blank=True)
+    city = models.CharField(_("city"), max_length=100)
+    region = models.CharField(_("region"), max_length=100, blank=True)
+    country = models.CharField(_("country"), max_length=2)
+    latitude = models.DecimalField(
+        _("latitude"), max_digits=9, decimal_places=6, null=True, blank=True
+    )
+    longitude = models.DecimalField(
+        _("longitude"), max_digits=9, decimal_places=6, null=True, blank=True
+    )
+    notes = models.CharField(_("notes"), max_length=500, blank=True)
+
+    visibility_via = "client"
+
+    class Meta:
+        verbose_name = _("address")
+        verbose_name_plural = _("addresses")
+        ordering = ["type", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(type__in=["correspondence", "billing", "delivery", "site"]),
+                name="address_type_valid",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(latitude__isnull=True)
+                | models.Q(latitude__gte=-90, latitude__lte=90),
+                name="address_latitude_range",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(longitude__isnull=True)
+                | models.Q(longitude__gte=-180, longitude__lte=180),
+                name="address_longitude_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return ", ".join(
+            p for p in [self.line1, self.line2, f"{self.postcode} {self.city}".strip()] if p
+        )

@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy
 from django_countries import countries
 
 from clientbase.accounts.models import User
-from clientbase.clients.models import Client, DeferredAction, Note
+from clientbase.clients.models import Address, Client, Contact, ContactPhone, DeferredAction, Note
 from clientbase.clients.validation import normalize_email, normalize_phone, normalize_tax_id
 from clientbase.core import clock
 from clientbase.core.audit import audit_create, audit_delete, audit_update, snapshot
@@ -464,3 +464,199 @@ def deferred_actions_run_due(day: dt.date) -> tuple[int, int]:
         done += result.state == DeferredAction.State.DONE
         failed += result.state == DeferredAction.State.ERROR
     return done, failed
+
+
+# --- contacts and addresses (CUS-5, CUS-6) -----------------------------------------------
+
+for code, message in [
+    ("contact.added", gettext_lazy("Contact %(name)s added")),
+    ("contact.changed", gettext_lazy("Contact %(name)s changed")),
+    ("contact.removed", gettext_lazy("Contact %(name)s removed")),
+    ("address.added", gettext_lazy("%(type)s address added: %(address)s")),
+    ("address.changed", gettext_lazy("%(type)s address changed: %(address)s")),
+    ("address.removed", gettext_lazy("%(type)s address removed: %(address)s")),
+]:
+    register_event_type(
+        code,
+        EventCategory.ACCOUNT,
+        message,
+        words=lambda d: {"type": str(Address.Type(d["type"]).label)} if "type" in d else {},
+    )
+
+
+def _clean_contact(contact: Contact, phones: dict[str, str], country: str) -> dict[str, str]:
+    errors: dict[str, list[str]] = {}
+    contact.first_name = contact.first_name.strip()
+    contact.last_name = contact.last_name.strip()
+    contact.position = contact.position.strip()
+    if not contact.last_name:
+        errors["last_name"] = [_("A contact needs a last name.")]
+    if (email := _normalized(errors, "email", lambda: normalize_email(contact.email))) is not None:
+        contact.email = email
+    numbers = {}
+    for kind, raw in phones.items():
+        if kind not in ContactPhone.Type.values:
+            errors[f"phone_{kind}"] = [_("Unknown phone type.")]
+            continue
+        number = _normalized(
+            errors, f"phone_{kind}", lambda raw=raw: normalize_phone(raw, country=country)
+        )
+        if number:
+            numbers[kind] = number
+    if errors:
+        raise ServiceError(errors=errors)
+    return numbers
+
+
+def _contact_event(code: str, contact: Contact, by: User) -> None:
+    record_event(
+        code, by=by, client=contact.client, subject=contact, details={"name": str(contact)}
+    )
+
+
+def contact_add(
+    *,
+    client: Client,
+    by: User,
+    last_name: str,
+    first_name: str = "",
+    position: str = "",
+    email: str = "",
+    phones: dict[str, str] | None = None,
+) -> Contact:
+    """Add a contact with at most one phone number per type."""
+    contact = Contact(
+        client=client, first_name=first_name, last_name=last_name, position=position, email=email
+    )
+    numbers = _clean_contact(contact, phones or {}, client.country)
+    with transaction.atomic():
+        contact.save()
+        ContactPhone.objects.bulk_create(
+            ContactPhone(contact=contact, type=kind, number=number)
+            for kind, number in numbers.items()
+        )
+        audit_create(contact, by=by)
+        _contact_event("contact.added", contact, by)
+    return contact
+
+
+def contact_update(*, contact: Contact, by: User, phones: dict[str, str], **fields) -> Contact:
+    """Change a contact's details; `phones` holds every type's number ("" removes it)."""
+    with transaction.atomic():
+        contact = Contact.objects.select_for_update().select_related("client").get(pk=contact.pk)
+        before = snapshot(contact)
+        for name in ("first_name", "last_name", "position", "email"):
+            if name in fields:
+                setattr(contact, name, fields[name])
+        numbers = _clean_contact(contact, phones, contact.client.country)
+        contact.save()
+        old = dict(contact.phones.values_list("type", "number"))
+        contact.phones.exclude(type__in=numbers).delete()
+        for kind, number in numbers.items():
+            if old.get(kind) != number:
+                ContactPhone.objects.update_or_create(
+                    contact=contact, type=kind, defaults={"number": number}
+                )
+        entry = audit_update(contact, before, by=by)
+        if entry is not None or old != numbers:
+            _contact_event("contact.changed", contact, by)
+    return contact
+
+
+def contact_delete(*, contact: Contact, by: User) -> None:
+    """Remove a contact; the first one stays, as it names the account."""
+    with transaction.atomic():
+        contact = Contact.objects.select_for_update().select_related("client").get(pk=contact.pk)
+        first = Contact.objects.filter(client_id=contact.client_id).order_by("id").first()
+        if first is not None and first.pk == contact.pk:
+            raise ServiceError(_("The first contact cannot be removed: it names the account."))
+        audit_delete(contact, by=by)
+        _contact_event("contact.removed", contact, by)
+        contact.delete()
+
+
+ADDRESS_FIELDS = (
+    "type",
+    "line1",
+    "line2",
+    "postcode",
+    "city",
+    "region",
+    "country",
+    "latitude",
+    "longitude",
+    "notes",
+)
+
+
+def _clean_address(address: Address) -> None:
+    errors: dict[str, list[str]] = {}
+    for name in ("line1", "line2", "postcode", "city", "region", "notes"):
+        setattr(address, name, getattr(address, name).strip())
+    address.country = address.country.strip().upper()
+    if address.type not in Address.Type.values:
+        errors["type"] = [_("Choose correspondence, billing, delivery or site.")]
+    if not address.line1:
+        errors["line1"] = [_("Give the street and number.")]
+    if not address.city:
+        errors["city"] = [_("Give the city.")]
+    if address.country not in countries:
+        errors["country"] = [_("Unknown country code; use two letters, e.g. FR.")]
+    if (address.latitude is None) != (address.longitude is None):
+        errors["latitude"] = [_("Give both coordinates, or neither.")]
+    elif address.latitude is not None and not (-90 <= address.latitude <= 90):
+        errors["latitude"] = [_("A latitude lies between -90 and 90.")]
+    elif address.longitude is not None and not (-180 <= address.longitude <= 180):
+        errors["longitude"] = [_("A longitude lies between -180 and 180.")]
+    if errors:
+        raise ServiceError(errors=errors)
+
+
+def _address_event(code: str, address: Address, by: User) -> None:
+    record_event(
+        code,
+        by=by,
+        client=address.client,
+        subject=address,
+        details={"type": address.type, "address": str(address)},
+    )
+
+
+def address_add(*, client: Client, by: User, **fields) -> Address:
+    """Add a typed address to a client."""
+    unknown = set(fields) - set(ADDRESS_FIELDS)
+    if unknown:
+        raise TypeError(f"address_add() got unexpected fields {sorted(unknown)}")
+    address = Address(client=client, **fields)
+    _clean_address(address)
+    with transaction.atomic():
+        address.save()
+        audit_create(address, by=by)
+        _address_event("address.added", address, by)
+    return address
+
+
+def address_update(*, address: Address, by: User, **fields) -> Address:
+    """Change an address."""
+    unknown = set(fields) - set(ADDRESS_FIELDS)
+    if unknown:
+        raise TypeError(f"address_update() got unexpected fields {sorted(unknown)}")
+    with transaction.atomic():
+        address = Address.objects.select_for_update().select_related("client").get(pk=address.pk)
+        before = snapshot(address)
+        for name, value in fields.items():
+            setattr(address, name, value)
+        _clean_address(address)
+        address.save()
+        if audit_update(address, before, by=by) is not None:
+            _address_event("address.changed", address, by)
+    return address
+
+
+def address_delete(*, address: Address, by: User) -> None:
+    """Remove an address."""
+    with transaction.atomic():
+        address = Address.objects.select_for_update().select_related("client").get(pk=address.pk)
+        audit_delete(address, by=by)
+        _address_event("address.removed", address, by)
+        address.delete()

@@ -10,6 +10,20 @@ urlpatterns = [
     path("<int:pk>/", views.client_detail, name="detail"),
     path("<int:pk>/edit/", views.client_edit, name="edit"),
     path("<int:pk>/notes/", views.note_add, name="note_add"),
+    path("<int:pk>/contacts/new/", views.contact_edit, name="contact_add"),
+    path("<int:pk>/contacts/<int:contact_pk>/", views.contact_edit, name="contact_edit"),
+    path(
+        "<int:pk>/contacts/<int:contact_pk>/delete/",
+        views.contact_delete,
+        name="contact_delete",
+    ),
+    path("<int:pk>/addresses/new/", views.address_edit, name="address_add"),
+    path("<int:pk>/addresses/<int:address_pk>/", views.address_edit, name="address_edit"),
+    path(
+        "<int:pk>/addresses/<int:address_pk>/delete/",
+        views.address_delete,
+        name="address_delete",
+    ),
     path("<int:pk>/status/", views.status_change, name="status_change"),
     path("<int:pk>/deferred/<int:action_pk>/", views.deferred_action_edit, name="deferred_edit"),
     path(

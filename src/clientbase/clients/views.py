@@ -5,20 +5,22 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from clientbase.clients import queries, services
 from clientbase.clients.forms import (
+    AddressForm,
     ClientForm,
     CommentForm,
+    ContactForm,
     DeferredActionForm,
     NoteForm,
     StatusForm,
 )
-from clientbase.clients.models import Client, DeferredAction
+from clientbase.clients.models import Address, Client, Contact, DeferredAction
 from clientbase.core.errors import ServiceError
 from clientbase.core.forms import add_service_errors
 from clientbase.core.models import EventCategory
@@ -60,6 +62,8 @@ def client_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "status_form": StatusForm(),
             "deferred_actions": queries.deferred_actions_of(request.user, client),
             "status_choices": Client.Status.choices,
+            "contacts": client.contacts.prefetch_related("phones").order_by("id"),
+            "addresses": client.addresses.all(),
         },
     )
 
@@ -220,3 +224,88 @@ def deferred_action_delete(request: HttpRequest, pk: int, action_pk: int) -> Htt
     else:
         messages.success(request, _("Deferred action deleted."))
     return _back_to_status(client)
+
+
+def _editable_client(request: HttpRequest, pk: int):
+    client = queries.client_get(request.user, pk)
+    if not request.user.has_perm("clients.change"):
+        raise PermissionDenied
+    return client
+
+
+def contact_edit(request: HttpRequest, pk: int, contact_pk: int | None = None) -> HttpResponse:
+    """Add a contact to a client, or change one."""
+    client = _editable_client(request, pk)
+    contact = get_object_or_404(Contact, client=client, pk=contact_pk) if contact_pk else None
+    initial = {}
+    if contact is not None:
+        initial = {
+            "first_name": contact.first_name,
+            "last_name": contact.last_name,
+            "position": contact.position,
+            "email": contact.email,
+        } | {f"phone_{p.type}": p.number for p in contact.phones.all()}
+    form = ContactForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            if contact is None:
+                services.contact_add(client=client, by=request.user, **form.contact_data())
+            else:
+                services.contact_update(contact=contact, by=request.user, **form.contact_data())
+        except ServiceError as refused:
+            add_service_errors(form, refused)
+        else:
+            messages.success(request, _("Contact saved."))
+            return redirect(reverse("clients:detail", args=[client.pk]) + "#contacts")
+    return render(
+        request, "clients/contact_form.html", {"client": client, "contact": contact, "form": form}
+    )
+
+
+@require_POST
+def contact_delete(request: HttpRequest, pk: int, contact_pk: int) -> HttpResponse:
+    """Remove a contact other than the first."""
+    client = _editable_client(request, pk)
+    contact = get_object_or_404(Contact, client=client, pk=contact_pk)
+    try:
+        services.contact_delete(contact=contact, by=request.user)
+    except ServiceError as refused:
+        messages.error(request, " ".join(refused.messages))
+    else:
+        messages.success(request, _("Contact removed."))
+    return redirect(reverse("clients:detail", args=[client.pk]) + "#contacts")
+
+
+def address_edit(request: HttpRequest, pk: int, address_pk: int | None = None) -> HttpResponse:
+    """Add an address to a client, or change one."""
+    client = _editable_client(request, pk)
+    address = get_object_or_404(Address, client=client, pk=address_pk) if address_pk else None
+    form = AddressForm(
+        request.POST or None,
+        instance=address,
+        initial={"country": client.country} if address is None else None,
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            if address is None:
+                services.address_add(client=client, by=request.user, **form.cleaned_data)
+            else:
+                services.address_update(address=address, by=request.user, **form.cleaned_data)
+        except ServiceError as refused:
+            add_service_errors(form, refused)
+        else:
+            messages.success(request, _("Address saved."))
+            return redirect(reverse("clients:detail", args=[client.pk]) + "#addresses")
+    return render(
+        request, "clients/address_form.html", {"client": client, "address": address, "form": form}
+    )
+
+
+@require_POST
+def address_delete(request: HttpRequest, pk: int, address_pk: int) -> HttpResponse:
+    """Remove an address."""
+    client = _editable_client(request, pk)
+    address = get_object_or_404(Address, client=client, pk=address_pk)
+    services.address_delete(address=address, by=request.user)
+    messages.success(request, _("Address removed."))
+    return redirect(reverse("clients:detail", args=[client.pk]) + "#addresses")
