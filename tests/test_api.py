@@ -91,6 +91,29 @@ def _shown(client: Client) -> dict:
         "language": client.language,
         "status": client.status,
         "version": client.version,
+        "status_since": client.status_since,
+        "first_name": client.first_name,
+        "last_name": client.last_name,
+        "company_name": client.company_name,
+        "kpp": client.kpp,
+        "national_id": client.national_id,
+        "payment_method": client.payment_method,
+        "group_id": client.group_id,
+        "tax_exempt": client.tax_exempt,
+        "separate_invoices": client.separate_invoices,
+        "late_fee_exempt": client.late_fee_exempt,
+        "no_overdue_notices": client.no_overdue_notices,
+        "no_card_autopay": client.no_card_autopay,
+        "sales_manager_id": client.sales_manager_id,
+        "source": client.source,
+        "utm_source": client.utm_source,
+        "utm_medium": client.utm_medium,
+        "utm_campaign": client.utm_campaign,
+        "referred_by_id": client.referred_by_id,
+        "tags": client.tags,
+        "consent_email": client.consent_email,
+        "consent_sms": client.consent_sms,
+        "consent_api": client.consent_api,
         "owner_id": client.owner_id,
         "org_unit_id": client.org_unit_id,
         # as JSON has it: milliseconds and "Z"
@@ -373,6 +396,29 @@ def test_create_then_get_a_client(api_client, make_user, org):
         "language": "en",
         "status": "active",
         "version": 1,
+        "status_since": None,
+        "first_name": "",
+        "last_name": "",
+        "company_name": "Dupont SA",
+        "kpp": "",
+        "national_id": "",
+        "payment_method": "bank_transfer",
+        "group_id": None,
+        "tax_exempt": False,
+        "separate_invoices": False,
+        "late_fee_exempt": False,
+        "no_overdue_notices": False,
+        "no_card_autopay": False,
+        "sales_manager_id": None,
+        "source": "",
+        "utm_source": "",
+        "utm_medium": "",
+        "utm_campaign": "",
+        "referred_by_id": None,
+        "tags": "",
+        "consent_email": False,
+        "consent_sms": False,
+        "consent_api": False,
         "owner_id": ann.pk,
         "org_unit_id": org["team_a"].pk,
         "created_at": "2025-03-01T12:00:00Z",
@@ -391,12 +437,12 @@ def test_invalid_input_is_a_422_problem_at_each_field(api_client, admin_user):
     response = _post(
         api_client(admin_user),
         "/api/v1/clients",
-        {"name": "", "email": "x", "kind": "robot", "owner_id": 0, "phone": "1" * 33},
+        {"name": "x" * 201, "email": "x", "kind": "robot", "owner_id": 0, "phone": "1" * 33},
     )
     # then each field says what is wrong, and nothing is created
     assert _problem(response, 422) == _invalid(
         ("kind", "Input should be 'individual' or 'company'"),
-        ("name", "String should have at least 1 character"),
+        ("name", "String should have at most 200 characters"),
         ("email", "String should have at least 3 characters"),
         ("phone", "String should have at most 32 characters"),
         ("owner_id", "Input should be greater than or equal to 1"),
@@ -511,7 +557,7 @@ def test_patch_changes_only_the_given_fields(api_client, make_user):
     assert response.json() == _shown(target)
     assert (target.name, target.phone, target.email) == ("New", "+33100000000", "old@example.com")
     assert list(Event.objects.filter(type="client.changed").values_list("details", flat=True)) == [
-        {"fields": ["name"]}
+        {"fields": ["company_name", "name"]}
     ]
 
 

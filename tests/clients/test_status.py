@@ -279,7 +279,7 @@ def test_an_edit_on_an_outdated_copy_is_refused(signed_in, alpha, clerk):
     http = signed_in(clerk)
     form = {
         "kind": "company",
-        "name": "Alpha renamed",
+        "company_name": "Alpha renamed",
         "email": "alpha@example.com",
         "phone": "",
         "tax_id": "",

@@ -389,11 +389,12 @@ def test_client_update_writes_one_audit_row_and_one_event(clerk, acme):
     entry = audit_rows(acme).first()
     assert entry.changes == {
         "name": {"before": "Acme SARL", "after": "Acme SA"},
+        "company_name": {"before": "Acme SARL", "after": "Acme SA"},
         "phone": {"before": "", "after": "+33472000000"},
     }
     event = Event.objects.filter(client=acme).order_by("-id").first()
-    assert (event.type, event.details) == ("client.changed", {"fields": ["name", "phone"]})
-    assert event.message == "Client details changed: name, phone"
+    assert (event.type, event.details) == ("client.changed", {"fields": ["company_name", "name", "phone"]})
+    assert event.message == "Client details changed: company name, name, phone"
 
 
 @pytest.mark.django_db

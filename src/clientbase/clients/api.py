@@ -11,9 +11,16 @@ from ninja.pagination import paginate
 
 from clientbase.accounts.models import OrgUnit, User
 from clientbase.clients import queries, services
-from clientbase.clients.models import Address, Client, Contact, ContactPhone, DeferredAction
+from clientbase.clients.models import (
+    Address,
+    Client,
+    ClientGroup,
+    Contact,
+    ContactPhone,
+    DeferredAction,
+)
 from clientbase.core.api_base import Id, Page, Text, problems
-from clientbase.core.errors import ServiceError
+from clientbase.core.errors import ConflictError, ServiceError
 
 router = Router()
 
@@ -35,17 +42,40 @@ class ClientOut(Schema):
     currency: str
     language: str
     status: str
+    status_since: dt.date | None
     version: int
     owner_id: int | None
     org_unit_id: int
     created_at: dt.datetime
+    first_name: str
+    last_name: str
+    company_name: str
+    kpp: str
+    national_id: str
+    payment_method: str
+    group_id: int | None
+    tax_exempt: bool
+    separate_invoices: bool
+    late_fee_exempt: bool
+    no_overdue_notices: bool
+    no_card_autopay: bool
+    sales_manager_id: int | None
+    source: str
+    utm_source: str
+    utm_medium: str
+    utm_campaign: str
+    referred_by_id: int | None
+    tags: str
+    consent_email: bool
+    consent_sms: bool
+    consent_api: bool
 
 
 class ClientIn(Schema):
     """A new client."""
 
     kind: Client.Kind = Client.Kind.COMPANY
-    name: Text = Field(min_length=1, max_length=200)
+    name: Text = Field("", max_length=200, description="for a company, or a person's full name")
     email: Text = Field(min_length=3, max_length=254)
     phone: Text = Field("", max_length=32)
     tax_id: Text = Field("", max_length=32)
@@ -57,6 +87,28 @@ class ClientIn(Schema):
     language: Text = Field("en", max_length=8)
     owner_id: Id | None = None
     org_unit_id: Id | None = None
+    first_name: Text = Field("", max_length=100)
+    last_name: Text = Field("", max_length=100)
+    company_name: Text = Field("", max_length=200)
+    kpp: Text = Field("", max_length=9)
+    national_id: Text = Field("", max_length=32)
+    payment_method: Client.PaymentMethod = Client.PaymentMethod.BANK_TRANSFER
+    group_id: Id | None = None
+    tax_exempt: bool = False
+    separate_invoices: bool = False
+    late_fee_exempt: bool = False
+    no_overdue_notices: bool = False
+    no_card_autopay: bool = False
+    sales_manager_id: Id | None = None
+    source: Text = Field("", max_length=100)
+    utm_source: Text = Field("", max_length=100)
+    utm_medium: Text = Field("", max_length=100)
+    utm_campaign: Text = Field("", max_length=100)
+    referred_by_id: Id | None = None
+    tags: Text = Field("", max_length=200)
+    consent_email: bool = False
+    consent_sms: bool = False
+    consent_api: bool = False
 
 
 class ClientPatch(Schema):
@@ -77,10 +129,38 @@ class ClientPatch(Schema):
     country: Text | None = Field(None, max_length=2)
     currency: Text | None = Field(None, min_length=3, max_length=3)
     language: Text | None = Field(None, max_length=8)
+    first_name: Text | None = Field(None, max_length=100)
+    last_name: Text | None = Field(None, max_length=100)
+    company_name: Text | None = Field(None, max_length=200)
+    kpp: Text | None = Field(None, max_length=9)
+    national_id: Text | None = Field(None, max_length=32)
+    payment_method: Client.PaymentMethod | None = None
+    group_id: Id | None = None
+    tax_exempt: bool | None = None
+    separate_invoices: bool | None = None
+    late_fee_exempt: bool | None = None
+    no_overdue_notices: bool | None = None
+    no_card_autopay: bool | None = None
+    sales_manager_id: Id | None = None
+    source: Text | None = Field(None, max_length=100)
+    utm_source: Text | None = Field(None, max_length=100)
+    utm_medium: Text | None = Field(None, max_length=100)
+    utm_campaign: Text | None = Field(None, max_length=100)
+    referred_by_id: Id | None = None
+    tags: Text | None = Field(None, max_length=200)
+    consent_email: bool | None = None
+    consent_sms: bool | None = None
+    consent_api: bool | None = None
 
 
 # The services name the related rows; the API names their ids.
-API_FIELDS = {"owner": "owner_id", "org_unit": "org_unit_id"}
+API_FIELDS = {
+    "owner": "owner_id",
+    "org_unit": "org_unit_id",
+    "sales_manager": "sales_manager_id",
+    "group": "group_id",
+    "referred_by": "referred_by_id",
+}
 
 
 def _at_api_fields(refused: ServiceError) -> ServiceError:
@@ -90,17 +170,29 @@ def _at_api_fields(refused: ServiceError) -> ServiceError:
     )
 
 
-def _references(data: dict) -> dict:
-    """Turn owner_id / org_unit_id into rows, refusing unknown ids at their field."""
+def _references(request: HttpRequest, data: dict) -> dict:
+    """Turn the `*_id` fields into rows, refusing unknown (or unseen) ids at their field."""
+    lookups = {
+        "owner_id": ("owner", User.objects.filter(is_active=True), "No such active user."),
+        "org_unit_id": ("org_unit", OrgUnit.objects.all(), "No such org unit."),
+        "sales_manager_id": (
+            "sales_manager",
+            User.objects.filter(is_active=True),
+            "No such active user.",
+        ),
+        "group_id": ("group", ClientGroup.objects.all(), "No such client group."),
+        "referred_by_id": (
+            "referred_by",
+            queries.clients_for(request.user),
+            "No client you may see has this id.",
+        ),
+    }
     resolved = {}
-    if (owner_id := data.pop("owner_id", None)) is not None:
-        resolved["owner"] = User.objects.filter(pk=owner_id, is_active=True).first()
-        if resolved["owner"] is None:
-            raise ServiceError("No such active user.", field="owner_id")
-    if (unit_id := data.pop("org_unit_id", None)) is not None:
-        resolved["org_unit"] = OrgUnit.objects.filter(pk=unit_id).first()
-        if resolved["org_unit"] is None:
-            raise ServiceError("No such org unit.", field="org_unit_id")
+    for api_field, (field, rows, missing) in lookups.items():
+        if (row_id := data.pop(api_field, None)) is not None:
+            resolved[field] = rows.filter(pk=row_id).first()
+            if resolved[field] is None:
+                raise ServiceError(missing, field=api_field)
     return resolved
 
 
@@ -125,7 +217,7 @@ def client_create(request: HttpRequest, payload: ClientIn):
     if not request.user.has_perm("clients.add"):
         raise PermissionDenied
     data = payload.dict(exclude_none=True)
-    data.update(_references(data))
+    data.update(_references(request, data))
     try:
         return Status(201, services.client_create(by=request.user, **data))
     except ServiceError as refused:
@@ -143,9 +235,15 @@ def client_update(request: HttpRequest, client_id: Id, payload: ClientPatch):
     if not request.user.has_perm("clients.change"):
         raise PermissionDenied
     changes = payload.dict(exclude_unset=True, exclude_none=True)
-    return services.client_update(
-        client=client, by=request.user, expected_version=changes.pop("version", None), **changes
-    )
+    changes.update(_references(request, changes))
+    try:
+        return services.client_update(
+            client=client, by=request.user, expected_version=changes.pop("version", None), **changes
+        )
+    except ConflictError:
+        raise
+    except ServiceError as refused:
+        raise _at_api_fields(refused) from refused
 
 
 class CommentOut(Schema):

@@ -1,4 +1,4 @@
-"""The client form (the full client file arrives with the clients module)."""
+"""Forms of the client file: the client, notes, status, contacts and addresses."""
 
 from django import forms
 from django.conf import settings
@@ -9,25 +9,95 @@ from clientbase.clients.models import Address, Client, ContactPhone
 from clientbase.clients.services import ADDRESS_FIELDS, EDITABLE
 from clientbase.core.forms import StyledForm
 
+# The form's sections, in order; fields marked with a * show in the simplified mode too.
+CLIENT_SECTIONS: list[tuple[str, list[str]]] = [
+    (_("Client"), ["kind*", "first_name*", "last_name*", "company_name*"]),
+    (_("Contact"), ["email*", "phone*", "country*", "language"]),
+    (_("Identifiers"), ["tax_id*", "kpp", "national_id"]),
+    (_("Address"), ["street", "postcode", "city"]),
+    (
+        _("Billing"),
+        [
+            "currency*",
+            "payment_method",
+            "group",
+            "tax_exempt",
+            "separate_invoices",
+            "late_fee_exempt",
+            "no_overdue_notices",
+            "no_card_autopay",
+        ],
+    ),
+    (
+        _("Ownership and provenance"),
+        [
+            "owner*",
+            "org_unit*",
+            "sales_manager",
+            "source",
+            "utm_source",
+            "utm_medium",
+            "utm_campaign",
+            "referred_by",
+            "tags",
+        ],
+    ),
+    (_("Marketing consent"), ["consent_email", "consent_sms", "consent_api"]),
+]
+SIMPLE_FIELDS = {f.rstrip("*") for _label, fields in CLIENT_SECTIONS for f in fields if "*" in f}
+# Fields shown for one kind only (the page hides the others as the kind changes).
+KIND_ONLY = {
+    "first_name": "individual",
+    "last_name": "individual",
+    "company_name": "company",
+    "kpp": "company",
+}
+
 
 class ClientForm(StyledForm, forms.ModelForm):
+    """The client file; `mode` "simple" keeps the essentials, "advanced" shows everything.
+
+    Fields outside the mode are left out of the form entirely, so saving in the simplified
+    mode never clears what was entered in the advanced one.
+    """
+
     # The version the form was drawn from: a save over someone else's change is refused.
     version = forms.IntegerField(widget=forms.HiddenInput, required=False)
 
-    """Kind, name, contact, currency, language, owner and unit of a client."""
-
     class Meta:
         model = Client
-        fields = list(EDITABLE)
+        fields = [f for f in EDITABLE if f != "name"]
         widgets = {"language": forms.Select(choices=settings.LANGUAGES)}
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, mode: str = "advanced", **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["owner"].queryset = User.objects.filter(is_active=True).order_by("username")
+        self.mode = mode
+        if mode == "simple":
+            for name in [n for n in self.fields if n not in SIMPLE_FIELDS and n != "version"]:
+                del self.fields[name]
+        users = User.objects.filter(is_active=True).order_by("username")
+        for name in ("owner", "sales_manager"):
+            if name in self.fields:
+                self.fields[name].queryset = users
         self.fields["org_unit"].queryset = OrgUnit.objects.order_by("path")
+        if "referred_by" in self.fields:
+            # A referrer is picked by number in the API; the page lists the latest clients.
+            self.fields["referred_by"].queryset = Client.objects.order_by("-id")[:200]
         self.fields["currency"].initial = settings.DEFAULT_CURRENCY
+        for name, kind in KIND_ONLY.items():
+            if name in self.fields:
+                self.fields[name].widget.attrs["data-kind-only"] = kind
         if self.instance.pk:
             self.fields["version"].initial = self.instance.version
+
+    def sections(self) -> list[tuple[str, list]]:
+        """The visible fields grouped under their headings."""
+        grouped = []
+        for label, names in CLIENT_SECTIONS:
+            fields = [self[n.rstrip("*")] for n in names if n.rstrip("*") in self.fields]
+            if fields:
+                grouped.append((label, fields))
+        return grouped
 
 
 class NoteForm(StyledForm, forms.Form):

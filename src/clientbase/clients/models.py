@@ -23,9 +23,21 @@ class Client(Owned):
         INACTIVE = "inactive", _("Inactive")
         CLOSED = "closed", _("Closed")
 
+    class PaymentMethod(models.TextChoices):
+        BANK_TRANSFER = "bank_transfer", _("Bank transfer")
+        CARD = "card", _("Card")
+        CASH = "cash", _("Cash")
+        OTHER = "other", _("Other")
+
     number = models.CharField(_("client number"), max_length=32, unique=True)
     kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices, default=Kind.COMPANY)
+    # The display name: the company's name, or the person's full name (kept by the services).
     name = models.CharField(_("name"), max_length=200)
+    first_name = models.CharField(_("first name"), max_length=100, blank=True)
+    last_name = models.CharField(_("last name"), max_length=100, blank=True)
+    company_name = models.CharField(_("company name"), max_length=200, blank=True)
+    kpp = models.CharField(_("KPP"), max_length=9, blank=True)
+    national_id = models.CharField(_("national id"), max_length=32, blank=True, db_index=True)
     email = models.EmailField(_("email"), max_length=254)
     phone = models.CharField(_("phone"), max_length=32, blank=True)
     tax_id = models.CharField(_("tax id"), max_length=32, blank=True, db_index=True)
@@ -39,6 +51,52 @@ class Client(Owned):
         _("status"), max_length=10, choices=Status.choices, default=Status.ACTIVE
     )
     status_since = models.DateField(_("status since"), null=True, blank=True)
+    # Billing settings (CUS-8)
+    payment_method = models.CharField(
+        _("payment method"),
+        max_length=16,
+        choices=PaymentMethod.choices,
+        default=PaymentMethod.BANK_TRANSFER,
+    )
+    group = models.ForeignKey(
+        "ClientGroup",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="clients",
+        verbose_name=_("client group"),
+    )
+    tax_exempt = models.BooleanField(_("tax exempt"), default=False)
+    separate_invoices = models.BooleanField(_("separate invoice per service"), default=False)
+    late_fee_exempt = models.BooleanField(_("no late fees"), default=False)
+    no_overdue_notices = models.BooleanField(_("no overdue notices"), default=False)
+    no_card_autopay = models.BooleanField(_("no automatic card payments"), default=False)
+    # Ownership and provenance (CUS-9); the owner is the account manager.
+    sales_manager = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("sales manager"),
+    )
+    source = models.CharField(_("source"), max_length=100, blank=True)
+    utm_source = models.CharField(_("UTM source"), max_length=100, blank=True)
+    utm_medium = models.CharField(_("UTM medium"), max_length=100, blank=True)
+    utm_campaign = models.CharField(_("UTM campaign"), max_length=100, blank=True)
+    referred_by = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="referrals",
+        verbose_name=_("referred by"),
+    )
+    tags = models.CharField(_("tags"), max_length=200, blank=True)
+    # Marketing consent (CUS-10)
+    consent_email = models.BooleanField(_("email marketing"), default=False)
+    consent_sms = models.BooleanField(_("SMS marketing"), default=False)
+    consent_api = models.BooleanField(_("marketing through partners' APIs"), default=False)
     # Bumped by every change, so an edit made on an outdated copy is refused, not lost.
     version = models.PositiveIntegerField(_("version"), default=1)
     created_at = models.DateTimeField(_("created"), default=clock.now, db_index=True)
@@ -61,6 +119,46 @@ class Client(Owned):
 
     def __str__(self) -> str:
         return f"{self.number} {self.name}"
+
+
+class ClientGroup(models.Model):
+    """A group of clients with common terms (e.g. "Reference clients", "Wholesale")."""
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    colour = models.CharField(_("colour"), max_length=7, default="#6c757d")
+
+    class Meta:
+        verbose_name = _("client group")
+        verbose_name_plural = _("client groups")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SecurityQuestion(models.Model):
+    """A question staff ask on the phone; only a hash of the answer is kept (CUS-11)."""
+
+    client = models.ForeignKey(
+        Client,
+        on_delete=models.CASCADE,
+        related_name="security_questions",
+        verbose_name=_("client"),
+    )
+    question = models.CharField(_("question"), max_length=200)
+    answer_hash = models.CharField(max_length=200)
+    created_at = models.DateTimeField(_("added"), default=clock.now)
+
+    visibility_via = "client"
+    audit_secret_fields = ("answer_hash",)
+
+    class Meta:
+        verbose_name = _("security question")
+        verbose_name_plural = _("security questions")
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.question
 
 
 class Note(AppendOnly):

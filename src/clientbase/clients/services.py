@@ -4,6 +4,7 @@ import datetime as dt
 from collections.abc import Callable
 
 from django.conf import settings
+from django.contrib.auth.hashers import check_password, make_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
@@ -11,8 +12,21 @@ from django.utils.translation import gettext_lazy
 from django_countries import countries
 
 from clientbase.accounts.models import User
-from clientbase.clients.models import Address, Client, Contact, ContactPhone, DeferredAction, Note
-from clientbase.clients.validation import normalize_email, normalize_phone, normalize_tax_id
+from clientbase.clients.models import (
+    Address,
+    Client,
+    Contact,
+    ContactPhone,
+    DeferredAction,
+    Note,
+    SecurityQuestion,
+)
+from clientbase.clients.validation import (
+    normalize_email,
+    normalize_phone,
+    normalize_tax_id,
+    validate_kpp,
+)
 from clientbase.core import clock
 from clientbase.core.audit import audit_create, audit_delete, audit_update, snapshot
 from clientbase.core.errors import ConflictError, ServiceError
@@ -48,9 +62,14 @@ register_event_type(
 EDITABLE = (
     "kind",
     "name",
+    "first_name",
+    "last_name",
+    "company_name",
     "email",
     "phone",
     "tax_id",
+    "kpp",
+    "national_id",
     "street",
     "postcode",
     "city",
@@ -59,7 +78,62 @@ EDITABLE = (
     "language",
     "owner",
     "org_unit",
+    "payment_method",
+    "group",
+    "tax_exempt",
+    "separate_invoices",
+    "late_fee_exempt",
+    "no_overdue_notices",
+    "no_card_autopay",
+    "sales_manager",
+    "source",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "referred_by",
+    "tags",
+    "consent_email",
+    "consent_sms",
+    "consent_api",
 )
+_TEXT_FIELDS = (
+    "first_name",
+    "last_name",
+    "company_name",
+    "national_id",
+    "source",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+)
+
+
+def _clean_identity(client: Client, errors: dict) -> None:
+    """Keep the display name in step with the kind: a person's full name, or the company's."""
+    for field in _TEXT_FIELDS:
+        setattr(client, field, getattr(client, field).strip())
+    client.name = client.name.strip()
+    if client.kind == Client.Kind.INDIVIDUAL:
+        if client.first_name or client.last_name:
+            if not client.last_name:
+                errors["last_name"] = [_("A person needs a last name.")]
+            client.name = f"{client.first_name} {client.last_name}".strip()
+        client.company_name = ""
+    elif client.kind == Client.Kind.COMPANY:
+        # A company's people are its contacts, not names on the account.
+        client.first_name = client.last_name = ""
+        if client.company_name:
+            client.name = client.company_name
+        else:
+            client.company_name = client.name
+    if not client.name and "last_name" not in errors:
+        field = "last_name" if client.kind == Client.Kind.INDIVIDUAL else "company_name"
+        errors[field] = [_("A client needs a name.")]
+    client.tags = ", ".join(dict.fromkeys(t.strip() for t in client.tags.split(",") if t.strip()))
+    if client.payment_method not in Client.PaymentMethod.values:
+        errors["payment_method"] = [_("Choose bank transfer, card, cash or other.")]
+    if client.referred_by_id is not None and client.referred_by_id == client.pk:
+        errors["referred_by"] = [_("A client cannot refer itself.")]
 
 
 def _normalized(errors: dict, field: str, check: Callable[[], str]) -> str | None:
@@ -73,9 +147,7 @@ def _normalized(errors: dict, field: str, check: Callable[[], str]) -> str | Non
 
 def _clean(client: Client, by: User, *, assigning: bool = True) -> None:
     errors: dict[str, list[str]] = {}
-    client.name = client.name.strip()
-    if not client.name:
-        errors["name"] = [_("A client needs a name.")]
+    _clean_identity(client, errors)
     client.country = client.country.strip().upper()
     if client.country and client.country not in countries:
         errors["country"] = [_("Unknown country code; use two letters, e.g. FR.")]
@@ -102,6 +174,11 @@ def _clean(client: Client, by: User, *, assigning: bool = True) -> None:
         is not None
     ):
         client.tax_id = tax_id
+    if client.kpp:
+        if client.kind != Client.Kind.COMPANY or country != "RU":
+            errors["kpp"] = [_("Only Russian companies have a KPP.")]
+        elif (kpp := _normalized(errors, "kpp", lambda: validate_kpp(client.kpp))) is not None:
+            client.kpp = kpp
     try:
         currency_exponent(client.currency)
     except ValueError:
@@ -181,6 +258,9 @@ def client_update(
                     )
                 )
             before = snapshot(client)
+            if "name" in fields and not {"first_name", "last_name", "company_name"} & set(fields):
+                # A bare new name (older API callers, imports) renames the client as it is.
+                client.first_name = client.last_name = client.company_name = ""
             for name, value in fields.items():
                 setattr(client, name, value)
             assigning = (client.owner_id, client.org_unit_id) != (
@@ -660,3 +740,71 @@ def address_delete(*, address: Address, by: User) -> None:
         audit_delete(address, by=by)
         _address_event("address.removed", address, by)
         address.delete()
+
+
+# --- security questions (CUS-11) --------------------------------------------------------
+
+register_event_type(
+    "security.question_added",
+    EventCategory.SECURITY,
+    gettext_lazy("Security question added: %(question)s"),
+)
+register_event_type(
+    "security.answer_checked",
+    EventCategory.SECURITY,
+    gettext_lazy("Security question checked (%(outcome)s): %(question)s"),
+    words=lambda d: {"outcome": _("right") if d.get("right") else _("wrong")},
+)
+
+
+def _answer_key(answer: str) -> str:
+    """The answer as compared: case, accents of spacing and outer blanks do not count."""
+    return " ".join(answer.casefold().split())
+
+
+def security_question_add(
+    *, client: Client, question: str, answer: str, by: User
+) -> SecurityQuestion:
+    """Add a question with its answer, of which only a salted hash is kept."""
+    question, key = question.strip(), _answer_key(answer)
+    errors = {}
+    if not question:
+        errors["question"] = [_("Write the question.")]
+    if not key:
+        errors["answer"] = [_("Write the answer.")]
+    if errors:
+        raise ServiceError(errors=errors)
+    with transaction.atomic():
+        item = SecurityQuestion.objects.create(
+            client=client, question=question, answer_hash=make_password(key)
+        )
+        audit_create(item, by=by)
+        record_event(
+            "security.question_added",
+            by=by,
+            client=client,
+            subject=item,
+            details={"question": question},
+        )
+    return item
+
+
+def security_answer_check(*, item: SecurityQuestion, answer: str, by: User) -> bool:
+    """Whether the caller's answer is right; every check is kept in the newsfeed."""
+    right = check_password(_answer_key(answer), item.answer_hash)
+    with transaction.atomic():
+        record_event(
+            "security.answer_checked",
+            by=by,
+            client=item.client,
+            subject=item,
+            details={"question": item.question, "right": right},
+        )
+    return right
+
+
+def security_question_delete(*, item: SecurityQuestion, by: User) -> None:
+    """Remove a question."""
+    with transaction.atomic():
+        audit_delete(item, by=by)
+        item.delete()

@@ -25,6 +25,17 @@ urlpatterns = [
         name="address_delete",
     ),
     path("<int:pk>/status/", views.status_change, name="status_change"),
+    path("<int:pk>/security/", views.security_question_add, name="security_add"),
+    path(
+        "<int:pk>/security/<int:question_pk>/check/",
+        views.security_answer_check,
+        name="security_check",
+    ),
+    path(
+        "<int:pk>/security/<int:question_pk>/delete/",
+        views.security_question_delete,
+        name="security_delete",
+    ),
     path("<int:pk>/deferred/<int:action_pk>/", views.deferred_action_edit, name="deferred_edit"),
     path(
         "<int:pk>/deferred/<int:action_pk>/execute/",

@@ -20,7 +20,7 @@ from clientbase.clients.forms import (
     NoteForm,
     StatusForm,
 )
-from clientbase.clients.models import Address, Client, Contact, DeferredAction
+from clientbase.clients.models import Address, Client, Contact, DeferredAction, SecurityQuestion
 from clientbase.core.errors import ServiceError
 from clientbase.core.forms import add_service_errors
 from clientbase.core.models import EventCategory
@@ -64,15 +64,28 @@ def client_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "status_choices": Client.Status.choices,
             "contacts": client.contacts.prefetch_related("phones").order_by("id"),
             "addresses": client.addresses.all(),
+            "security_questions": client.security_questions.all(),
         },
     )
+
+
+FORM_MODE = "clientbase_client_form_mode"
+
+
+def _form_mode(request: HttpRequest) -> str:
+    """The client form's mode: asked for in the address, else the one last used."""
+    if request.GET.get("mode") in ("simple", "advanced"):
+        request.session[FORM_MODE] = request.GET["mode"]
+    return request.session.get(FORM_MODE, "simple")
 
 
 @require_action("clients.add")
 def client_add(request: HttpRequest) -> HttpResponse:
     """Add a client."""
     form = ClientForm(
-        request.POST or None, initial={"owner": request.user, "org_unit": request.user.org_unit}
+        request.POST or None,
+        initial={"owner": request.user, "org_unit": request.user.org_unit},
+        mode=_form_mode(request),
     )
     if request.method == "POST" and form.is_valid():
         try:
@@ -92,7 +105,7 @@ def client_edit(request: HttpRequest, pk: int) -> HttpResponse:
     client = queries.client_get(request.user, pk)
     if not request.user.has_perm("clients.change"):
         raise PermissionDenied
-    form = ClientForm(request.POST or None, instance=client)
+    form = ClientForm(request.POST or None, instance=client, mode=_form_mode(request))
     if request.method == "POST" and form.is_valid():
         try:
             data = dict(form.cleaned_data)
@@ -309,3 +322,48 @@ def address_delete(request: HttpRequest, pk: int, address_pk: int) -> HttpRespon
     services.address_delete(address=address, by=request.user)
     messages.success(request, _("Address removed."))
     return redirect(reverse("clients:detail", args=[client.pk]) + "#addresses")
+
+
+@require_POST
+def security_question_add(request: HttpRequest, pk: int) -> HttpResponse:
+    """Add a security question and its (hashed) answer."""
+    client = _editable_client(request, pk)
+    try:
+        services.security_question_add(
+            client=client,
+            by=request.user,
+            question=request.POST.get("question", ""),
+            answer=request.POST.get("answer", ""),
+        )
+    except ServiceError as refused:
+        messages.error(request, " ".join(refused.messages))
+    else:
+        messages.success(request, _("Security question added."))
+    return redirect(reverse("clients:detail", args=[client.pk]) + "#security")
+
+
+@login_required
+@require_POST
+def security_answer_check(request: HttpRequest, pk: int, question_pk: int) -> HttpResponse:
+    """Check the answer a caller gives on the phone; the outcome goes to the newsfeed."""
+    client = queries.client_get(request.user, pk)
+    item = get_object_or_404(SecurityQuestion, client=client, pk=question_pk)
+    if services.security_answer_check(
+        item=item, by=request.user, answer=request.POST.get("answer", "")
+    ):
+        messages.success(
+            request, _("Right answer to “%(question)s”.") % {"question": item.question}
+        )
+    else:
+        messages.error(request, _("Wrong answer to “%(question)s”.") % {"question": item.question})
+    return redirect(reverse("clients:detail", args=[client.pk]) + "#security")
+
+
+@require_POST
+def security_question_delete(request: HttpRequest, pk: int, question_pk: int) -> HttpResponse:
+    """Remove a security question."""
+    client = _editable_client(request, pk)
+    item = get_object_or_404(SecurityQuestion, client=client, pk=question_pk)
+    services.security_question_delete(item=item, by=request.user)
+    messages.success(request, _("Security question removed."))
+    return redirect(reverse("clients:detail", args=[client.pk]) + "#security")

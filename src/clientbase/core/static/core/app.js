@@ -20,3 +20,19 @@ document.addEventListener("keydown", function (event) {
   const box = document.getElementById("search-suggestions");
   if (box && event.key === "Escape") box.innerHTML = "";
 });
+
+// The client form shows a person's or a company's fields as the kind changes.
+function showFieldsOfKind(form) {
+  const kind = form.querySelector("select[name=kind]");
+  if (!kind) return;
+  form.querySelectorAll("[data-kind-only]").forEach(function (block) {
+    if (block.tagName === "INPUT" || block.tagName === "SELECT") return;
+    block.hidden = block.dataset.kindOnly !== kind.value;
+  });
+}
+document.querySelectorAll("form.client-form").forEach(function (form) {
+  showFieldsOfKind(form);
+  form.addEventListener("change", function (event) {
+    if (event.target.name === "kind") showFieldsOfKind(form);
+  });
+});
