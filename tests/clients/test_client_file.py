@@ -142,3 +142,14 @@ def test_security_questions_from_the_profile(signed_in, ann):
     )
     assert "Write the question." in empty.content.decode()
     assert SecurityQuestion.objects.count() == 1
+
+
+def test_dashboard_counts_clients_without_a_manager(signed_in, ann):
+    client_create(by=ann, company_name="Managed", email="m@example.com")
+    orphan = client_create(by=ann, company_name="Orphan", email="o@example.com")
+    Client.objects.filter(pk=orphan.pk).update(owner=None)
+    http = signed_in(ann)
+    values = {c["counter"].key: c["value"] for c in http.get("/").context["counters"]}
+    assert (values["clients.unmanaged"], values["clients.new"]) == (1, 2)
+    listing = http.get("/clients/?unmanaged=1")
+    assert [c.name for c in listing.context["page"]] == ["Orphan"]

@@ -27,6 +27,10 @@ def _mine(user) -> int:
     return queries.clients_for(user).filter(owner=user).count()
 
 
+def _unmanaged(user) -> int:
+    return queries.clients_for(user).filter(owner__isnull=True).count()
+
+
 def _active(user) -> int:
     return queries.clients_for(user).filter(status="active").count()
 
@@ -80,6 +84,16 @@ def register() -> None:
             "clients:list",
             "person-badge",
             url_query="?mine=1",
+        )
+    )
+    register_counter(
+        Counter(
+            "clients.unmanaged",
+            _("Clients without a manager"),
+            _unmanaged,
+            "clients:list",
+            "person-exclamation",
+            url_query="?unmanaged=1",
         )
     )
     register_search(SearchSource(_("Clients"), _find))

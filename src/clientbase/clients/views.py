@@ -36,8 +36,15 @@ def client_list(request: HttpRequest) -> HttpResponse:
     mine = request.GET.get("mine") == "1"
     if mine:
         found = found.filter(owner=request.user)
+    unmanaged = request.GET.get("unmanaged") == "1"
+    if unmanaged:
+        found = found.filter(owner__isnull=True)
     page = Paginator(found, 25).get_page(request.GET.get("page"))
-    return render(request, "clients/client_list.html", {"page": page, "q": text, "mine": mine})
+    return render(
+        request,
+        "clients/client_list.html",
+        {"page": page, "q": text, "mine": mine, "unmanaged": unmanaged},
+    )
 
 
 @login_required
