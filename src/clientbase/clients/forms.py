@@ -90,6 +90,10 @@ class ClientForm(StyledForm, forms.ModelForm):
         if self.instance.pk:
             self.fields["version"].initial = self.instance.version
 
+    def _post_clean(self):
+        """Leave the model checks to the services: they name what is wrong at its field
+        (e.g. which client already has the email) instead of a constraint's name."""
+
     def sections(self) -> list[tuple[str, list]]:
         """The visible fields grouped under their headings."""
         grouped = []
