@@ -6,6 +6,7 @@ from ninja import Schema, Swagger
 from clientbase.billing.api import router as billing_router
 from clientbase.catalog.api import router as catalog_router
 from clientbase.clients.api import router as clients_router
+from clientbase.clients.io_api import router as imports_router
 from clientbase.core.api_base import AUTH, ClientbaseAPI, install_problem_handlers, problems
 from clientbase.marketing.api import router as marketing_router
 from clientbase.portal.api import router as portal_router
@@ -64,6 +65,7 @@ def me(request: HttpRequest):
 
 
 api.add_router("/clients", clients_router, tags=["clients"])
+api.add_router("/imports", imports_router, tags=["imports"])
 api.add_router("/catalog", catalog_router, tags=["catalog"])
 api.add_router("/billing", billing_router, tags=["billing"])
 api.add_router("/support", support_router, tags=["support"])

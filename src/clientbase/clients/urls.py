@@ -1,6 +1,6 @@
 from django.urls import path
 
-from clientbase.clients import views
+from clientbase.clients import io_views, views
 
 app_name = "clients"
 
@@ -48,4 +48,5 @@ urlpatterns = [
         name="deferred_delete",
     ),
     path("<int:pk>/notes/<int:note_pk>/comments/", views.note_comment, name="note_comment"),
+    *io_views.urlpatterns,
 ]
