@@ -393,7 +393,10 @@ def test_client_update_writes_one_audit_row_and_one_event(clerk, acme):
         "phone": {"before": "", "after": "+33472000000"},
     }
     event = Event.objects.filter(client=acme).order_by("-id").first()
-    assert (event.type, event.details) == ("client.changed", {"fields": ["company_name", "name", "phone"]})
+    assert (event.type, event.details) == (
+        "client.changed",
+        {"fields": ["company_name", "name", "phone"]},
+    )
     assert event.message == "Client details changed: company name, name, phone"
 
 
