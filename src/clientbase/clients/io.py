@@ -428,7 +428,7 @@ def _refused_xml(failure: BaseException | None) -> bool:
 
 def _workbook_records(raw: BinaryIO) -> Iterator[list[str]]:
     # A damaged workbook can make openpyxl, zipfile or zlib raise nearly anything (KeyError,
-    # ValueError, ParseError, zlib.error, NotImplementedError…): they share no base but
+    # ValueError, ParseError, zlib.error and more): they share no base but
     # Exception, so every failure while reading becomes a refusal of the file.
     raw.seek(0)
     try:
