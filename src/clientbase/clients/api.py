@@ -25,6 +25,12 @@ from clientbase.core.errors import ConflictError, ServiceError
 router = Router()
 
 
+def _require(request: HttpRequest, action: str) -> None:
+    """A 403 problem unless the caller's role allows the action."""
+    if not request.user.has_perm(action):
+        raise PermissionDenied
+
+
 class ClientOut(Schema):
     """A client as the API shows it."""
 
@@ -214,8 +220,7 @@ def client_get(request: HttpRequest, client_id: Id):
 )
 def client_create(request: HttpRequest, payload: ClientIn):
     """Add a client; the email must not be used by another client."""
-    if not request.user.has_perm("clients.add"):
-        raise PermissionDenied
+    _require(request, "clients.add")
     data = payload.dict(exclude_none=True)
     data.update(_references(request, data))
     try:
@@ -232,8 +237,7 @@ def client_create(request: HttpRequest, payload: ClientIn):
 def client_update(request: HttpRequest, client_id: Id, payload: ClientPatch):
     """Change some fields of a client you may see."""
     client = queries.client_get(request.user, client_id)
-    if not request.user.has_perm("clients.change"):
-        raise PermissionDenied
+    _require(request, "clients.change")
     changes = payload.dict(exclude_unset=True, exclude_none=True)
     changes.update(_references(request, changes))
     try:
@@ -279,11 +283,6 @@ class CommentIn(Schema):
     body: Text = Field(min_length=1, max_length=services.NOTE_MAX_LENGTH)
 
 
-def _may_write_notes(request: HttpRequest) -> None:
-    if not request.user.has_perm("clients.add_note"):
-        raise PermissionDenied
-
-
 @router.get(
     "/{client_id}/notes",
     response={200: list[NoteOut], **problems(404, 422)},
@@ -303,7 +302,7 @@ def note_list(request: HttpRequest, client_id: Id):
 def note_create(request: HttpRequest, client_id: Id, payload: NoteIn):
     """Add a note to a client you may see; a note can never be changed or deleted."""
     client = queries.client_get(request.user, client_id)
-    _may_write_notes(request)
+    _require(request, "clients.add_note")
     note = services.note_add(client=client, by=request.user, **payload.dict())
     return Status(201, note)
 
@@ -317,7 +316,7 @@ def note_comment(request: HttpRequest, client_id: Id, note_id: Id, payload: Comm
     """Answer a note of a client you may see."""
     client = queries.client_get(request.user, client_id)
     note = queries.note_get(request.user, client, note_id)
-    _may_write_notes(request)
+    _require(request, "clients.add_note")
     comment = services.note_comment(note=note, by=request.user, body=payload.body)
     return Status(201, comment)
 
@@ -361,11 +360,6 @@ class DeferredActionPatch(Schema):
     note: Text = Field("", max_length=services.NOTE_MAX_LENGTH)
 
 
-def _may_change_status(request: HttpRequest) -> None:
-    if not request.user.has_perm("clients.change_status"):
-        raise PermissionDenied
-
-
 @router.post(
     "/{client_id}/status",
     response={200: StatusOut, **problems(400, 403, 404, 409, 422)},
@@ -374,7 +368,7 @@ def _may_change_status(request: HttpRequest) -> None:
 def status_change(request: HttpRequest, client_id: Id, payload: StatusIn):
     """Active, inactive or closed: effective now, backdated, or deferred to a later day."""
     client = queries.client_get(request.user, client_id)
-    _may_change_status(request)
+    _require(request, "clients.change_status")
     outcome = services.client_set_status(
         client=client,
         by=request.user,
@@ -410,7 +404,7 @@ def deferred_action_update(
     """Move a pending action to another day or change what it does."""
     client = queries.client_get(request.user, client_id)
     action = queries.deferred_action_get(request.user, client, action_id)
-    _may_change_status(request)
+    _require(request, "clients.change_status")
     return services.deferred_action_update(action=action, by=request.user, **payload.dict())
 
 
@@ -423,7 +417,7 @@ def deferred_action_execute(request: HttpRequest, client_id: Id, action_id: Id):
     """Run a pending action now; its state says whether it applied."""
     client = queries.client_get(request.user, client_id)
     action = queries.deferred_action_get(request.user, client, action_id)
-    _may_change_status(request)
+    _require(request, "clients.change_status")
     return services.deferred_action_execute(action=action, by=request.user)
 
 
@@ -436,7 +430,7 @@ def deferred_action_delete(request: HttpRequest, client_id: Id, action_id: Id):
     """Drop an action that has not run, or could not."""
     client = queries.client_get(request.user, client_id)
     action = queries.deferred_action_get(request.user, client, action_id)
-    _may_change_status(request)
+    _require(request, "clients.change_status")
     services.deferred_action_delete(action=action, by=request.user)
     return Status(204, None)
 
@@ -494,11 +488,6 @@ class AddressOut(AddressIO):
     id: int
 
 
-def _may_change(request: HttpRequest) -> None:
-    if not request.user.has_perm("clients.change"):
-        raise PermissionDenied
-
-
 @router.get(
     "/{client_id}/contacts",
     response={200: list[ContactOut], **problems(404, 422)},
@@ -518,7 +507,7 @@ def contact_list(request: HttpRequest, client_id: Id):
 def contact_create(request: HttpRequest, client_id: Id, payload: ContactIn):
     """Add a contact to a client you may see."""
     client = queries.client_get(request.user, client_id)
-    _may_change(request)
+    _require(request, "clients.change")
     data = payload.dict()
     data["phones"] = {str(kind): number for kind, number in data["phones"].items()}
     return Status(201, services.contact_add(client=client, by=request.user, **data))
@@ -533,7 +522,7 @@ def contact_update(request: HttpRequest, client_id: Id, contact_id: Id, payload:
     """Set a contact's details and phones (a type left out loses its number)."""
     client = queries.client_get(request.user, client_id)
     contact = get_object_or_404(Contact, client=client, pk=contact_id)
-    _may_change(request)
+    _require(request, "clients.change")
     data = payload.dict()
     data["phones"] = {str(kind): number for kind, number in data["phones"].items()}
     return services.contact_update(contact=contact, by=request.user, **data)
@@ -548,7 +537,7 @@ def contact_delete(request: HttpRequest, client_id: Id, contact_id: Id):
     """Remove a contact other than the first."""
     client = queries.client_get(request.user, client_id)
     contact = get_object_or_404(Contact, client=client, pk=contact_id)
-    _may_change(request)
+    _require(request, "clients.change")
     services.contact_delete(contact=contact, by=request.user)
     return Status(204, None)
 
@@ -572,7 +561,7 @@ def address_list(request: HttpRequest, client_id: Id):
 def address_create(request: HttpRequest, client_id: Id, payload: AddressIO):
     """Add a typed address to a client you may see."""
     client = queries.client_get(request.user, client_id)
-    _may_change(request)
+    _require(request, "clients.change")
     return Status(201, services.address_add(client=client, by=request.user, **payload.dict()))
 
 
@@ -585,7 +574,7 @@ def address_update(request: HttpRequest, client_id: Id, address_id: Id, payload:
     """Set every field of an address."""
     client = queries.client_get(request.user, client_id)
     address = get_object_or_404(Address, client=client, pk=address_id)
-    _may_change(request)
+    _require(request, "clients.change")
     return services.address_update(address=address, by=request.user, **payload.dict())
 
 
@@ -598,6 +587,6 @@ def address_delete(request: HttpRequest, client_id: Id, address_id: Id):
     """Remove an address."""
     client = queries.client_get(request.user, client_id)
     address = get_object_or_404(Address, client=client, pk=address_id)
-    _may_change(request)
+    _require(request, "clients.change")
     services.address_delete(address=address, by=request.user)
     return Status(204, None)

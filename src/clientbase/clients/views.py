@@ -28,6 +28,11 @@ from clientbase.core.permissions import require_action
 from clientbase.core.visibility import visible
 
 
+def _to_profile(client, anchor: str) -> HttpResponse:
+    """Back to the client's profile, at the card that was just used."""
+    return redirect(reverse("clients:detail", args=[client.pk]) + f"#{anchor}")
+
+
 @login_required
 def client_list(request: HttpRequest) -> HttpResponse:
     """Clients the user may see, newest first, with a quick search."""
@@ -109,9 +114,7 @@ def client_add(request: HttpRequest) -> HttpResponse:
 @login_required
 def client_edit(request: HttpRequest, pk: int) -> HttpResponse:
     """Change a client the user may see."""
-    client = queries.client_get(request.user, pk)
-    if not request.user.has_perm("clients.change"):
-        raise PermissionDenied
+    client = _editable_client(request, pk)
     form = ClientForm(request.POST or None, instance=client, mode=_form_mode(request))
     if request.method == "POST" and form.is_valid():
         try:
@@ -142,7 +145,7 @@ def note_add(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(request, _("Note added."))
     else:
         messages.error(request, _("A note cannot be empty."))
-    return redirect(reverse("clients:detail", args=[client.pk]) + "#notes")
+    return _to_profile(client, "notes")
 
 
 @require_action("clients.add_note")
@@ -157,11 +160,7 @@ def note_comment(request: HttpRequest, pk: int, note_pk: int) -> HttpResponse:
         messages.success(request, _("Comment added."))
     else:
         messages.error(request, _("A comment cannot be empty."))
-    return redirect(reverse("clients:detail", args=[client.pk]) + f"#note-{note.pk}")
-
-
-def _back_to_status(client) -> HttpResponse:
-    return redirect(reverse("clients:detail", args=[client.pk]) + "#status")
+    return _to_profile(client, f"note-{note.pk}")
 
 
 @require_action("clients.change_status")
@@ -174,7 +173,7 @@ def status_change(request: HttpRequest, pk: int) -> HttpResponse:
         for field, errors in form.errors.items():
             label = form.fields[field].label if field in form.fields else ""
             messages.error(request, f"{label}: {' '.join(errors)}" if label else " ".join(errors))
-        return _back_to_status(client)
+        return _to_profile(client, "status")
     try:
         outcome = services.client_set_status(client=client, by=request.user, **form.cleaned_data)
     except ServiceError as refused:
@@ -188,7 +187,7 @@ def status_change(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(
                 request, _("Status is now %(status)s.") % {"status": outcome.get_status_display()}
             )
-    return _back_to_status(client)
+    return _to_profile(client, "status")
 
 
 @require_action("clients.change_status")
@@ -205,7 +204,7 @@ def deferred_action_edit(request: HttpRequest, pk: int, action_pk: int) -> HttpR
             add_service_errors(form, refused)
         else:
             messages.success(request, _("Deferred action saved."))
-            return _back_to_status(client)
+            return _to_profile(client, "status")
     return render(
         request,
         "clients/deferred_action_form.html",
@@ -228,7 +227,7 @@ def deferred_action_execute(request: HttpRequest, pk: int, action_pk: int) -> Ht
             messages.success(request, _("Deferred action done."))
         else:
             messages.error(request, _("It could not run: %(why)s") % {"why": action.result})
-    return _back_to_status(client)
+    return _to_profile(client, "status")
 
 
 @require_action("clients.change_status")
@@ -243,7 +242,7 @@ def deferred_action_delete(request: HttpRequest, pk: int, action_pk: int) -> Htt
         messages.error(request, " ".join(refused.messages))
     else:
         messages.success(request, _("Deferred action deleted."))
-    return _back_to_status(client)
+    return _to_profile(client, "status")
 
 
 def _editable_client(request: HttpRequest, pk: int):
@@ -276,7 +275,7 @@ def contact_edit(request: HttpRequest, pk: int, contact_pk: int | None = None) -
             add_service_errors(form, refused)
         else:
             messages.success(request, _("Contact saved."))
-            return redirect(reverse("clients:detail", args=[client.pk]) + "#contacts")
+            return _to_profile(client, "contacts")
     return render(
         request, "clients/contact_form.html", {"client": client, "contact": contact, "form": form}
     )
@@ -293,7 +292,7 @@ def contact_delete(request: HttpRequest, pk: int, contact_pk: int) -> HttpRespon
         messages.error(request, " ".join(refused.messages))
     else:
         messages.success(request, _("Contact removed."))
-    return redirect(reverse("clients:detail", args=[client.pk]) + "#contacts")
+    return _to_profile(client, "contacts")
 
 
 def address_edit(request: HttpRequest, pk: int, address_pk: int | None = None) -> HttpResponse:
@@ -315,7 +314,7 @@ def address_edit(request: HttpRequest, pk: int, address_pk: int | None = None) -
             add_service_errors(form, refused)
         else:
             messages.success(request, _("Address saved."))
-            return redirect(reverse("clients:detail", args=[client.pk]) + "#addresses")
+            return _to_profile(client, "addresses")
     return render(
         request, "clients/address_form.html", {"client": client, "address": address, "form": form}
     )
@@ -328,7 +327,7 @@ def address_delete(request: HttpRequest, pk: int, address_pk: int) -> HttpRespon
     address = get_object_or_404(Address, client=client, pk=address_pk)
     services.address_delete(address=address, by=request.user)
     messages.success(request, _("Address removed."))
-    return redirect(reverse("clients:detail", args=[client.pk]) + "#addresses")
+    return _to_profile(client, "addresses")
 
 
 @require_POST
@@ -346,7 +345,7 @@ def security_question_add(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, " ".join(refused.messages))
     else:
         messages.success(request, _("Security question added."))
-    return redirect(reverse("clients:detail", args=[client.pk]) + "#security")
+    return _to_profile(client, "security")
 
 
 @login_required
@@ -363,7 +362,7 @@ def security_answer_check(request: HttpRequest, pk: int, question_pk: int) -> Ht
         )
     else:
         messages.error(request, _("Wrong answer to “%(question)s”.") % {"question": item.question})
-    return redirect(reverse("clients:detail", args=[client.pk]) + "#security")
+    return _to_profile(client, "security")
 
 
 @require_POST
@@ -373,4 +372,4 @@ def security_question_delete(request: HttpRequest, pk: int, question_pk: int) ->
     item = get_object_or_404(SecurityQuestion, client=client, pk=question_pk)
     services.security_question_delete(item=item, by=request.user)
     messages.success(request, _("Security question removed."))
-    return redirect(reverse("clients:detail", args=[client.pk]) + "#security")
+    return _to_profile(client, "security")
