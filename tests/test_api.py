@@ -114,6 +114,9 @@ def _shown(client: Client) -> dict:
         "consent_email": client.consent_email,
         "consent_sms": client.consent_sms,
         "consent_api": client.consent_api,
+        "parent_id": client.parent_id,
+        "bill_to_parent": client.bill_to_parent,
+        "custom_fields": dict(client.custom),
         "owner_id": client.owner_id,
         "org_unit_id": client.org_unit_id,
         # as JSON has it: milliseconds and "Z"
@@ -419,6 +422,9 @@ def test_create_then_get_a_client(api_client, make_user, org):
         "consent_email": False,
         "consent_sms": False,
         "consent_api": False,
+        "parent_id": None,
+        "bill_to_parent": False,
+        "custom_fields": {},
         "owner_id": ann.pk,
         "org_unit_id": org["team_a"].pk,
         "created_at": "2025-03-01T12:00:00Z",
@@ -608,15 +614,15 @@ def test_unknown_addresses_and_methods_under_the_api_are_problems(api_client, ad
     assert _problem(http.get("/api/v1/"), 404) == missing
     strict = HttpClient(enforce_csrf_checks=True)
     assert _problem(_post(strict, "/api/v1/nowhere", {}), 404) == missing
-    response = http.delete("/api/v1/clients/1")
+    response = http.put("/api/v1/clients/1", "{}", content_type="application/json")
     assert _problem(response, 405) == {
         "type": "about:blank",
         "title": "Method not allowed",
         "status": 405,
-        "detail": "This address answers GET, PATCH.",
+        "detail": "This address answers DELETE, GET, PATCH.",
         "errors": [],
     }
-    assert response["Allow"] == "GET, PATCH"
+    assert response["Allow"] == "DELETE, GET, PATCH"
 
 
 # --- pagination ----------------------------------------------------------------------------

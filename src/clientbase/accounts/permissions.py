@@ -41,11 +41,14 @@ for code, label, module in [
     ("core.view_audit", _("Read the audit log"), SETTINGS),
     ("core.view_automation", _("See automation runs"), SETTINGS),
     ("core.run_automation", _("Start the daily automation now"), SETTINGS),
+    ("core.manage_custom_fields", _("Define custom fields"), SETTINGS),
     ("clients.add", _("Add clients"), CLIENTS),
     ("clients.add_note", _("Write notes and comments on clients"), CLIENTS),
     ("clients.change_status", _("Activate, inactivate and close accounts"), CLIENTS),
     ("clients.change", _("Change clients"), CLIENTS),
     ("clients.delete", _("Delete clients"), CLIENTS),
+    ("clients.merge", _("Merge clients"), CLIENTS),
+    ("clients.view_secrets", _("Read secret custom fields"), CLIENTS),
     ("clients.export", _("Export clients"), CLIENTS),
 ]:
     register_action(code, label, module)

@@ -23,6 +23,8 @@ DEFAULT_ROLES: list[dict] = [
             "clients.change_status",
             "clients.export",
             "clients.delete",
+            "clients.merge",
+            "clients.view_secrets",
             "core.view_audit",
             "core.view_automation",
         ],

@@ -2,15 +2,16 @@
 
 import datetime as dt
 from decimal import Decimal
+from typing import Annotated, Any
 
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest
+from django.http import FileResponse, HttpRequest
 from django.shortcuts import get_object_or_404
-from ninja import Field, Router, Schema, Status
+from ninja import Field, File, Form, Query, Router, Schema, Status, UploadedFile
 from ninja.pagination import paginate
 
 from clientbase.accounts.models import OrgUnit, User
-from clientbase.clients import queries, services
+from clientbase.clients import queries, search, services
 from clientbase.clients.models import (
     Address,
     Client,
@@ -19,10 +20,17 @@ from clientbase.clients.models import (
     ContactPhone,
     DeferredAction,
 )
+from clientbase.core import customfields, documents
 from clientbase.core.api_base import Id, Page, Text, problems
 from clientbase.core.errors import ConflictError, ServiceError
+from clientbase.core.models import EventCategory
 
 router = Router()
+
+Reason = Annotated[Text, Field(min_length=1, max_length=500, description="why, for the history")]
+Reference = Annotated[Text, Field(max_length=64, description="a bill number or payment id")]
+Description = Annotated[Text, Field(max_length=500)]
+CountryCode = Annotated[Text, Field(max_length=2)]
 
 
 def _require(request: HttpRequest, action: str) -> None:
@@ -75,6 +83,29 @@ class ClientOut(Schema):
     consent_email: bool
     consent_sms: bool
     consent_api: bool
+    parent_id: int | None
+    bill_to_parent: bool
+    custom_fields: dict[str, Any] = Field(
+        description="custom field values by field code; secret ones masked unless allowed"
+    )
+
+    @staticmethod
+    def resolve_custom_fields(client, context) -> dict[str, Any]:
+        if not client.custom:
+            return {}
+        request = context["request"]
+        # Read once per request, not once per client of a list.
+        if not hasattr(request, "custom_fields_by_code"):
+            request.custom_fields_by_code = {f.code: f for f in customfields.fields_for()}
+        fields = request.custom_fields_by_code
+        shown = {}
+        for code, value in client.custom.items():
+            if code in fields:
+                may_see = fields[code].type != "secret" or request.user.has_perm(
+                    "clients.view_secrets"
+                )
+                shown[code] = customfields.shown_value(fields[code], value, may_see_secrets=may_see)
+        return shown
 
 
 class ClientIn(Schema):
@@ -115,6 +146,11 @@ class ClientIn(Schema):
     consent_email: bool = False
     consent_sms: bool = False
     consent_api: bool = False
+    parent_id: Id | None = Field(None, description="the parent company of a member company")
+    bill_to_parent: bool = False
+    custom_fields: dict[str, Any] = Field(
+        default_factory=dict, description="custom field values by field code"
+    )
 
 
 class ClientPatch(Schema):
@@ -157,6 +193,11 @@ class ClientPatch(Schema):
     consent_email: bool | None = None
     consent_sms: bool | None = None
     consent_api: bool | None = None
+    parent_id: Id | None = None
+    bill_to_parent: bool | None = None
+    custom_fields: dict[str, Any] | None = Field(
+        None, description="values to change by field code; an empty string clears one"
+    )
 
 
 # The services name the related rows; the API names their ids.
@@ -166,14 +207,28 @@ API_FIELDS = {
     "sales_manager": "sales_manager_id",
     "group": "group_id",
     "referred_by": "referred_by_id",
+    "parent": "parent_id",
 }
+
+
+def _api_field(field: str) -> str:
+    if field.startswith("custom."):
+        return "custom_fields." + field.removeprefix("custom.")
+    return API_FIELDS.get(field, field)
 
 
 def _at_api_fields(refused: ServiceError) -> ServiceError:
     """The same refusal, with each field named as the API calls it."""
     return ServiceError(
-        errors={API_FIELDS.get(field, field): msgs for field, msgs in refused.message_dict.items()}
+        errors={_api_field(field): msgs for field, msgs in refused.message_dict.items()}
     )
+
+
+def _custom(data: dict) -> dict:
+    """The payload's `custom_fields` under the name the services use."""
+    if "custom_fields" in data:
+        data["custom"] = data.pop("custom_fields")
+    return data
 
 
 def _references(request: HttpRequest, data: dict) -> dict:
@@ -189,6 +244,11 @@ def _references(request: HttpRequest, data: dict) -> dict:
         "group_id": ("group", ClientGroup.objects.all(), "No such client group."),
         "referred_by_id": (
             "referred_by",
+            queries.clients_for(request.user),
+            "No client you may see has this id.",
+        ),
+        "parent_id": (
+            "parent",
             queries.clients_for(request.user),
             "No client you may see has this id.",
         ),
@@ -209,6 +269,54 @@ def client_list(request: HttpRequest, q: Text = ""):
     return queries.client_search(request.user, q).order_by("-id")
 
 
+class DuplicateOut(Schema):
+    """An existing client that already has a value being entered."""
+
+    field: str
+    client_id: int | None = Field(description="null when the client is outside your view")
+    number: str | None
+
+
+@router.get(
+    "/duplicates",
+    response={200: list[DuplicateOut], **problems(422)},
+    summary="Check for duplicates",
+)
+def duplicates(
+    request: HttpRequest,
+    email: Text = "",
+    phone: Text = "",
+    tax_id: Text = "",
+    national_id: Text = "",
+    country: Query[CountryCode] = "",
+    kind: Client.Kind = Client.Kind.COMPANY,
+    exclude_id: Id | None = None,
+):
+    """Which live clients already use this email, phone, tax id or national id."""
+    values = {}
+    for field, raw in [
+        ("email", email),
+        ("phone", phone),
+        ("tax_id", tax_id),
+        ("national_id", national_id),
+    ]:
+        if raw and (
+            value := services.normalized_for_duplicates(field, raw, country=country, kind=kind)
+        ):
+            values[field] = value
+    found = (
+        search.find_duplicates(user=request.user, exclude_id=exclude_id, **values) if values else []
+    )
+    return [
+        {
+            "field": d.field,
+            "client_id": d.client.pk if d.visible else None,
+            "number": d.client.number if d.visible else None,
+        }
+        for d in found
+    ]
+
+
 @router.get("/{client_id}", response={200: ClientOut, **problems(404, 422)}, summary="Get a client")
 def client_get(request: HttpRequest, client_id: Id):
     """One client, if you may see it."""
@@ -221,7 +329,7 @@ def client_get(request: HttpRequest, client_id: Id):
 def client_create(request: HttpRequest, payload: ClientIn):
     """Add a client; the email must not be used by another client."""
     _require(request, "clients.add")
-    data = payload.dict(exclude_none=True)
+    data = _custom(payload.dict(exclude_none=True))
     data.update(_references(request, data))
     try:
         return Status(201, services.client_create(by=request.user, **data))
@@ -238,7 +346,7 @@ def client_update(request: HttpRequest, client_id: Id, payload: ClientPatch):
     """Change some fields of a client you may see."""
     client = queries.client_get(request.user, client_id)
     _require(request, "clients.change")
-    changes = payload.dict(exclude_unset=True, exclude_none=True)
+    changes = _custom(payload.dict(exclude_unset=True, exclude_none=True))
     changes.update(_references(request, changes))
     try:
         return services.client_update(
@@ -589,4 +697,149 @@ def address_delete(request: HttpRequest, client_id: Id, address_id: Id):
     address = get_object_or_404(Address, client=client, pk=address_id)
     _require(request, "clients.change")
     services.address_delete(address=address, by=request.user)
+    return Status(204, None)
+
+
+@router.delete(
+    "/{client_id}", response={204: None, **problems(400, 403, 404, 422)}, summary="Delete a client"
+)
+def client_delete(request: HttpRequest, client_id: Id, reason: Query[Reason]):
+    """Delete a client: it leaves every list and search, its history is kept for the record."""
+    client = queries.client_get(request.user, client_id)
+    _require(request, "clients.delete")
+    services.client_delete(client=client, reason=reason, by=request.user)
+    return Status(204, None)
+
+
+class MergeIn(Schema):
+    """The client to fold into the one in the path."""
+
+    merged_id: Id = Field(description="this client is closed and everything it has moves")
+
+
+@router.post(
+    "/{client_id}/merge",
+    response={200: ClientOut, **problems(400, 403, 404, 422)},
+    summary="Merge another client into this one",
+)
+def client_merge(request: HttpRequest, client_id: Id, payload: MergeIn):
+    """Move everything of `merged_id` to this client and close it as merged."""
+    survivor = queries.client_get(request.user, client_id)
+    _require(request, "clients.change")
+    _require(request, "clients.merge")
+    merged = queries.clients_for(request.user).filter(pk=payload.merged_id).first()
+    if merged is None:
+        raise ServiceError("No client you may see has this id.", field="merged_id")
+    try:
+        return services.client_merge(survivor=survivor, merged=merged, by=request.user)
+    except ServiceError as refused:
+        raise ServiceError(errors={"merged_id": refused.messages}) from refused
+
+
+class EventOut(Schema):
+    """One line of a client's newsfeed."""
+
+    id: int
+    occurred_at: dt.datetime
+    category: str
+    type: str
+    message: str
+    amount_minor: int | None
+    currency: str
+    reference: str
+    actor_id: int | None
+    client_id: int | None = Field(description="differs from the path for merged clients' history")
+
+
+@router.get(
+    "/{client_id}/newsfeed",
+    response={200: list[EventOut], **problems(404, 422)},
+    summary="A client's newsfeed",
+)
+@paginate(Page)
+def newsfeed(
+    request: HttpRequest,
+    client_id: Id,
+    category: EventCategory | None = None,
+    reference: Query[Reference] = "",
+):
+    """The account's history, newest first, by category or reference."""
+    client = queries.client_get(request.user, client_id)
+    return queries.newsfeed_of(request.user, client, category=category or "", reference=reference)
+
+
+class DocumentOut(Schema):
+    """A document or photo attached to a client."""
+
+    id: int
+    name: str
+    description: str
+    content_type: str
+    size: int
+    sha256: str
+    uploaded_by_id: int
+    uploaded_at: dt.datetime
+
+
+@router.get(
+    "/{client_id}/documents",
+    response={200: list[DocumentOut], **problems(404, 422)},
+    summary="A client's documents",
+)
+def document_list(request: HttpRequest, client_id: Id):
+    """The client's documents, newest first."""
+    client = queries.client_get(request.user, client_id)
+    return list(queries.documents_of(request.user, client))
+
+
+@router.post(
+    "/{client_id}/documents",
+    response={201: DocumentOut, **problems(400, 403, 404, 422)},
+    summary="Attach a document",
+)
+def document_create(
+    request: HttpRequest,
+    client_id: Id,
+    file: File[UploadedFile],
+    description: Form[Description] = "",
+):
+    """Upload a file (multipart); its content decides whether it is accepted."""
+    client = queries.client_get(request.user, client_id)
+    _require(request, "clients.change")
+    return Status(
+        201,
+        documents.document_add(
+            client=client, upload=file, description=description, by=request.user
+        ),
+    )
+
+
+@router.get(
+    "/{client_id}/documents/{document_id}/content",
+    response={200: None, **problems(404, 422)},
+    summary="Download a document",
+)
+def document_content(request: HttpRequest, client_id: Id, document_id: Id):
+    """The file itself."""
+    client = queries.client_get(request.user, client_id)
+    document = queries.document_get(request.user, client, document_id)
+    return FileResponse(
+        document.file.open("rb"),
+        as_attachment=True,
+        filename=document.name,
+        content_type=document.content_type,
+    )
+
+
+@router.delete(
+    "/{client_id}/documents/{document_id}",
+    response={204: None, **problems(403, 404, 422)},
+    summary="Remove a document",
+)
+def document_delete(request: HttpRequest, client_id: Id, document_id: Id):
+    """Remove a document from the client."""
+    client = queries.client_get(request.user, client_id)
+    document = queries.document_get(request.user, client, document_id)
+    _require(request, "clients.change")
+    documents.document_delete(document=document, by=request.user)
     return Status(204, None)

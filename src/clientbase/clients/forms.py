@@ -1,13 +1,18 @@
 """Forms of the client file: the client, notes, status, contacts and addresses."""
 
+import json
+
 from django import forms
 from django.conf import settings
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from clientbase.accounts.models import OrgUnit, User
 from clientbase.clients.models import Address, Client, ContactPhone
 from clientbase.clients.services import ADDRESS_FIELDS, EDITABLE
+from clientbase.core import customfields
 from clientbase.core.forms import StyledForm
+from clientbase.core.models import CustomField
 
 # The form's sections, in order; fields marked with a * show in the simplified mode too.
 CLIENT_SECTIONS: list[tuple[str, list[str]]] = [
@@ -42,8 +47,12 @@ CLIENT_SECTIONS: list[tuple[str, list[str]]] = [
             "tags",
         ],
     ),
+    (_("Group of companies"), ["parent", "bill_to_parent"]),
     (_("Marketing consent"), ["consent_email", "consent_sms", "consent_api"]),
 ]
+CUSTOM_PREFIX = "custom."
+# Fields whose value is checked against other clients while the clerk types (CUS-3).
+DUPLICATE_CHECKED = ("email", "phone", "tax_id", "national_id")
 SIMPLE_FIELDS = {f.rstrip("*") for _label, fields in CLIENT_SECTIONS for f in fields if "*" in f}
 # Fields shown for one kind only (the page hides the others as the kind changes).
 KIND_ONLY = {
@@ -66,7 +75,7 @@ class ClientForm(StyledForm, forms.ModelForm):
 
     class Meta:
         model = Client
-        fields = [f for f in EDITABLE if f != "name"]
+        fields = [f for f in EDITABLE if f not in ("name", "custom")]
         widgets = {"language": forms.Select(choices=settings.LANGUAGES)}
 
     def __init__(self, *args, mode: str = "advanced", **kwargs):
@@ -87,8 +96,45 @@ class ClientForm(StyledForm, forms.ModelForm):
         for name, kind in KIND_ONLY.items():
             if name in self.fields:
                 self.fields[name].widget.attrs["data-kind-only"] = kind
+        if "parent" in self.fields:
+            parents = Client.objects.filter(kind=Client.Kind.COMPANY).order_by("name")
+            if self.instance.pk:
+                parents = parents.exclude(pk=self.instance.pk)
+            self.fields["parent"].queryset = parents[:500]
         if self.instance.pk:
             self.fields["version"].initial = self.instance.version
+        for name in DUPLICATE_CHECKED:
+            if name in self.fields:
+                # htmx asks the server while the clerk types (CUS-3).
+                self.fields[name].widget.attrs.update(
+                    {
+                        "data-duplicate-check": name,
+                        "hx-get": reverse("clients:duplicates"),
+                        "hx-trigger": "input changed delay:250ms, change",
+                        "hx-target": f"#duplicates-{name}",
+                        "hx-include": "[name=country],[name=kind]",
+                        "hx-vals": json.dumps({"exclude": self.instance.pk or ""}),
+                        "hx-sync": "this:replace",
+                    }
+                )
+        self.custom_fields = customfields.fields_for(mode=mode)
+        stored = self.instance.custom if self.instance.pk else {}
+        for field in self.custom_fields:
+            self.fields[CUSTOM_PREFIX + field.code] = _custom_form_field(
+                field, stored.get(field.code)
+            )
+
+    def client_data(self) -> dict:
+        """The cleaned values as the services take them, custom fields under `custom`."""
+        data = {k: v for k, v in self.cleaned_data.items() if k != "version"}
+        custom = {}
+        for field in self.custom_fields:
+            value = data.pop(CUSTOM_PREFIX + field.code, None)
+            if field.type == CustomField.Type.SECRET and not value:
+                continue  # an empty secret box keeps the secret; it is never shown again
+            custom[field.code] = "" if value is None else value
+        data["custom"] = custom
+        return data
 
     def _post_clean(self):
         """Leave the model checks to the services: they name what is wrong at its field
@@ -101,7 +147,47 @@ class ClientForm(StyledForm, forms.ModelForm):
             fields = [self[n.rstrip("*")] for n in names if n.rstrip("*") in self.fields]
             if fields:
                 grouped.append((label, fields))
+        if self.custom_fields:
+            custom = [self[CUSTOM_PREFIX + f.code] for f in self.custom_fields]
+            grouped.append((_("Additional details"), custom))
         return grouped
+
+
+def _custom_form_field(field: CustomField, stored) -> forms.Field:
+    """The form field for a custom field; the services check the value itself."""
+    common = {"label": field.label, "help_text": field.help_text, "required": False}
+    if field.type == CustomField.Type.CHOICE:
+        choices = [("", "—"), *[(c, c) for c in field.choices]]
+        made = forms.ChoiceField(choices=choices, initial=stored, **common)
+    elif field.type == CustomField.Type.BOOLEAN:
+        made = forms.TypedChoiceField(
+            choices=[("", "—"), ("yes", _("Yes")), ("no", _("No"))],
+            initial={True: "yes", False: "no"}.get(stored, ""),
+            **common,
+        )
+    elif field.type == CustomField.Type.DATE:
+        made = forms.CharField(
+            widget=forms.DateInput(attrs={"type": "date"}), initial=stored, **common
+        )
+    elif field.type == CustomField.Type.SECRET:
+        made = forms.CharField(
+            widget=forms.PasswordInput(
+                attrs={
+                    "autocomplete": "off",
+                    "placeholder": _("Kept; type to replace") if stored else "",
+                }
+            ),
+            **common,
+        )
+    elif field.type == CustomField.Type.NUMBER:
+        made = forms.CharField(
+            widget=forms.TextInput(attrs={"inputmode": "decimal"}), initial=stored, **common
+        )
+    else:
+        made = forms.CharField(initial=stored, max_length=customfields.MAX_TEXT, **common)
+    if field.for_individuals != field.for_companies:
+        made.widget.attrs["data-kind-only"] = "individual" if field.for_individuals else "company"
+    return made
 
 
 class NoteForm(StyledForm, forms.Form):
@@ -183,3 +269,61 @@ class AddressForm(StyledForm, forms.ModelForm):
         model = Address
         fields = list(ADDRESS_FIELDS)
         widgets = {"notes": forms.TextInput()}
+
+
+class DocumentForm(StyledForm, forms.Form):
+    """A file or photo to attach; its content is checked by the service."""
+
+    file = forms.FileField(label=_("File"))
+    description = forms.CharField(label=_("Description"), max_length=500, required=False)
+
+
+class MergeForm(StyledForm, forms.Form):
+    """Which client to fold into this one, and the clerk's confirmation."""
+
+    other = forms.CharField(
+        label=_("Number of the client to merge into this one"),
+        max_length=32,
+        help_text=_("Its contacts, addresses, documents and history move here; it is closed."),
+    )
+    confirm = forms.BooleanField(
+        label=_("I have compared both clients; merge them"), required=False
+    )
+
+    def __init__(self, *args, user, survivor: Client, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user, self.survivor = user, survivor
+
+    def clean_other(self) -> str:
+        from clientbase.clients.queries import clients_for
+
+        number = self.cleaned_data["other"].strip()
+        self._merged = clients_for(self.user).filter(number=number).first()
+        if self._merged is None:
+            raise forms.ValidationError(_("No client with this number in your view."))
+        if self._merged.pk == self.survivor.pk:
+            raise forms.ValidationError(_("Choose another client than this one."))
+        return number
+
+    def merged_client(self) -> Client | None:
+        """The client chosen to be merged away, once the form is valid."""
+        return getattr(self, "_merged", None)
+
+
+class DeleteForm(StyledForm, forms.Form):
+    """Deleting a client: the clerk types its number and says why."""
+
+    number = forms.CharField(label=_("Type the client number to confirm"), max_length=32)
+    reason = forms.CharField(label=_("Reason"), max_length=500)
+
+    def __init__(self, *args, client: Client, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.client = client
+
+    def clean_number(self) -> str:
+        number = self.cleaned_data["number"].strip()
+        if number != self.client.number:
+            raise forms.ValidationError(
+                _("Type %(number)s to confirm.") % {"number": self.client.number}
+            )
+        return number

@@ -9,10 +9,17 @@ from clientbase.core import clock
 from clientbase.core.models import AppendOnly, Owned
 
 
+class LiveClientManager(models.Manager):
+    """Clients still in the base: neither merged into another nor deleted."""
+
+    def get_queryset(self):
+        return super().get_queryset().filter(merged_into=None, deleted_at=None)
+
+
 class Client(Owned):
     """An account: a person (B2C) or a company (B2B)."""
 
-    audit_skip_fields = ("version",)
+    audit_skip_fields = ("version", "custom_search")
 
     class Kind(models.TextChoices):
         INDIVIDUAL = "individual", _("Individual")
@@ -39,7 +46,7 @@ class Client(Owned):
     kpp = models.CharField(_("KPP"), max_length=9, blank=True)
     national_id = models.CharField(_("national id"), max_length=32, blank=True, db_index=True)
     email = models.EmailField(_("email"), max_length=254)
-    phone = models.CharField(_("phone"), max_length=32, blank=True)
+    phone = models.CharField(_("phone"), max_length=32, blank=True, db_index=True)
     tax_id = models.CharField(_("tax id"), max_length=32, blank=True, db_index=True)
     street = models.CharField(_("street"), max_length=200, blank=True)
     postcode = models.CharField(_("postcode"), max_length=20, blank=True)
@@ -97,16 +104,48 @@ class Client(Owned):
     consent_email = models.BooleanField(_("email marketing"), default=False)
     consent_sms = models.BooleanField(_("SMS marketing"), default=False)
     consent_api = models.BooleanField(_("marketing through partners' APIs"), default=False)
+    # Hierarchy (CUS-14): a member company of a group; billing may send its charges up.
+    parent = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="members",
+        verbose_name=_("parent company"),
+    )
+    bill_to_parent = models.BooleanField(_("charges go to the parent company"), default=False)
+    # Custom field values by field code (CUS-7); `custom_search` holds the searchable ones.
+    custom = models.JSONField(_("custom fields"), default=dict, blank=True)
+    custom_search = models.TextField(blank=True, default="")
+    # A merged client stays as a pointer to its survivor; a deleted one stays for history.
+    merged_into = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="merged_from",
+        verbose_name=_("merged into"),
+    )
+    deleted_at = models.DateTimeField(_("deleted"), null=True, blank=True)
     # Bumped by every change, so an edit made on an outdated copy is refused, not lost.
     version = models.PositiveIntegerField(_("version"), default=1)
     created_at = models.DateTimeField(_("created"), default=clock.now, db_index=True)
+
+    objects = LiveClientManager()
+    # Every row, merged and deleted ones included: for history, merge and numbering.
+    everything = models.Manager()
 
     class Meta:
         verbose_name = _("client")
         verbose_name_plural = _("clients")
         ordering = ["-id"]
         constraints = [
-            models.UniqueConstraint(Lower("email"), name="client_email_unique_ci"),
+            # Unique among live clients: a merged or deleted client frees its email.
+            models.UniqueConstraint(
+                Lower("email"),
+                name="client_email_unique_ci",
+                condition=models.Q(merged_into=None, deleted_at=None),
+            ),
             models.CheckConstraint(
                 condition=models.Q(kind__in=["individual", "company"]), name="client_kind_valid"
             ),
@@ -115,10 +154,26 @@ class Client(Owned):
                 name="client_status_valid",
             ),
         ]
-        indexes = [models.Index(Lower("name"), name="client_name_lower")]
+        indexes = [
+            models.Index(Lower("name"), "id", name="client_name_lower"),
+            models.Index(fields=["status", "-id"], name="client_status_id"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.number} {self.name}"
+
+    def audit_masked(self, values: dict) -> dict:
+        """The audit snapshot with secret custom values masked."""
+        from clientbase.core.customfields import masked_for_audit
+
+        if values.get("custom"):
+            values["custom"] = masked_for_audit(values["custom"])
+        return values
+
+    @property
+    def is_live(self) -> bool:
+        """Whether the client is still in the base (not merged away, not deleted)."""
+        return self.merged_into_id is None and self.deleted_at is None
 
 
 class ClientGroup(models.Model):
@@ -277,7 +332,7 @@ class ContactPhone(models.Model):
         Contact, on_delete=models.CASCADE, related_name="phones", verbose_name=_("contact")
     )
     type = models.CharField(_("type"), max_length=8, choices=Type.choices)
-    number = models.CharField(_("number"), max_length=32)
+    number = models.CharField(_("number"), max_length=32, db_index=True)
 
     class Meta:
         verbose_name = _("phone")
@@ -349,3 +404,23 @@ class Address(models.Model):
         return ", ".join(
             p for p in [self.line1, self.line2, f"{self.postcode} {self.city}".strip()] if p
         )
+
+
+class ImportMapping(models.Model):
+    """A column mapping saved for one source of files (e.g. "1C export"), shared by all staff."""
+
+    source = models.CharField(_("source"), max_length=100, unique=True)
+    # Header label -> client field name ("" for a column left out).
+    columns = models.JSONField(_("columns"), default=dict)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("by")
+    )
+    updated_at = models.DateTimeField(_("saved"), default=clock.now)
+
+    class Meta:
+        verbose_name = _("import mapping")
+        verbose_name_plural = _("import mappings")
+        ordering = ["-updated_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.source

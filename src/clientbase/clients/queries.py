@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from django.db.models import Prefetch, Q, QuerySet
 
 from clientbase.clients.models import Client, DeferredAction, Note
+from clientbase.clients.services import history_ids
 from clientbase.core import clock
+from clientbase.core.models import Document, Event, EventCategory
 from clientbase.core.visibility import get_visible_or_404, visible
 
 
@@ -47,7 +49,7 @@ def notes_of(user, client: Client) -> list[Note]:
     comments = Prefetch(
         "comments", queryset=Note.objects.select_related("actor").order_by("created_at", "id")
     )
-    found = visible(Note.objects.filter(client=client, parent=None), user)
+    found = visible(Note.objects.filter(client__in=history_ids(client), parent=None), user)
     return list(
         found.select_related("actor")
         .prefetch_related(comments)
@@ -58,7 +60,7 @@ def notes_of(user, client: Client) -> list[Note]:
 def note_counts(client: Client) -> NoteCounts:
     """Notes (comments included) written on the client in the last 24 hours and two months."""
     now = clock.now()
-    recent = Note.objects.filter(client=client)
+    recent = Note.objects.filter(client__in=history_ids(client))
     return NoteCounts(
         last_day=recent.filter(created_at__gte=now - dt.timedelta(days=1)).count(),
         last_two_months=recent.filter(created_at__gte=clock.months_before(now, 2)).count(),
@@ -83,3 +85,75 @@ def deferred_actions_of(user, client: Client) -> list[DeferredAction]:
 def deferred_action_get(user, client: Client, pk: int) -> DeferredAction:
     """One deferred action of a client the user may see, or 404."""
     return get_visible_or_404(DeferredAction.objects.filter(client=client), user, pk=pk)
+
+
+def newsfeed_of(
+    user, client: Client, *, category: str = "", reference: str = ""
+) -> QuerySet[Event]:
+    """The account's history (clients merged into it included), newest first, filtered."""
+    events = visible(Event.objects.filter(client__in=history_ids(client)), user)
+    if category in EventCategory.values:
+        events = events.filter(category=category)
+    if reference := reference.strip():
+        events = events.filter(reference__iexact=reference)
+    return events.select_related("actor").order_by("-occurred_at", "-id")
+
+
+def documents_of(user, client: Client) -> QuerySet[Document]:
+    """A client's documents and photos, newest first."""
+    found = Document.objects.filter(client=client).select_related("uploaded_by")
+    return visible(found, user).order_by("-uploaded_at", "-id")
+
+
+def document_get(user, client: Client, pk: int) -> Document:
+    """One document of a client the user may see, or 404."""
+    return get_visible_or_404(Document.objects.filter(client=client), user, pk=pk)
+
+
+@dataclass(frozen=True)
+class GroupNode:
+    """A company in a group tree, with its members below it."""
+
+    client: Client
+    depth: int
+    visible: bool
+
+
+def group_tree(user, client: Client) -> list[GroupNode]:
+    """The group of companies the client belongs to, from its top parent down, in order.
+
+    Companies outside the user's view are listed by number only (no link), so the shape of
+    the group is clear without opening what the user may not see.
+    """
+    top, seen = client, {client.pk}
+    while top.parent_id is not None and top.parent_id not in seen:
+        parent = Client.objects.filter(pk=top.parent_id).first()
+        if parent is None:
+            break
+        seen.add(parent.pk)
+        top = parent
+    group_ids = _group_ids(top)
+    shown = set(clients_for(user).filter(pk__in=group_ids).values_list("pk", flat=True))
+    nodes: list[GroupNode] = []
+
+    def walk(node: Client, depth: int, members: dict[int | None, list[Client]]) -> None:
+        nodes.append(GroupNode(node, depth, node.pk in shown))
+        for member in members.get(node.pk, []):
+            walk(member, depth + 1, members)
+
+    members: dict[int | None, list[Client]] = {}
+    for member in Client.objects.filter(pk__in=group_ids).exclude(pk=top.pk).order_by("name"):
+        members.setdefault(member.parent_id, []).append(member)
+    walk(top, 0, members)
+    return nodes if len(nodes) > 1 else []
+
+
+def _group_ids(top: Client, max_depth: int = 10) -> list[int]:
+    """The ids of a company and its members at every level, level by level."""
+    ids, level = [top.pk], [top.pk]
+    for _depth in range(max_depth):
+        level = list(Client.objects.filter(parent_id__in=level).values_list("pk", flat=True))
+        if not level:
+            break
+        ids.extend(level)
+    return ids

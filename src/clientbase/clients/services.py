@@ -28,7 +28,7 @@ from clientbase.clients.validation import (
     normalize_tax_id,
     validate_kpp,
 )
-from clientbase.core import clock
+from clientbase.core import clock, customfields
 from clientbase.core.audit import audit_create, audit_delete, audit_update, snapshot
 from clientbase.core.errors import ConflictError, ServiceError
 from clientbase.core.events import record_event, register_event_type
@@ -96,6 +96,9 @@ EDITABLE = (
     "consent_email",
     "consent_sms",
     "consent_api",
+    "parent",
+    "bill_to_parent",
+    "custom",
 )
 _TEXT_FIELDS = (
     "first_name",
@@ -146,9 +149,43 @@ def _normalized(errors: dict, field: str, check: Callable[[], str]) -> str | Non
         return None
 
 
-def _clean(client: Client, by: User, *, assigning: bool = True) -> None:
+MAX_HIERARCHY_DEPTH = 10
+
+
+def _clean_parent(client: Client, errors: dict) -> None:
+    """A member belongs to a live company, and no group contains itself."""
+    if client.parent_id is None:
+        if client.bill_to_parent:
+            errors["bill_to_parent"] = [_("Only a member company can send charges to a parent.")]
+        return
+    parent = Client.objects.filter(pk=client.parent_id).only("kind", "parent_id").first()
+    if parent is None:
+        errors["parent"] = [_("There is no such client.")]
+        return
+    if parent.kind != Client.Kind.COMPANY:
+        errors["parent"] = [_("A parent must be a company.")]
+        return
+    ancestor_id, depth = parent.pk, 0
+    while ancestor_id is not None:
+        if ancestor_id == client.pk:
+            errors["parent"] = [_("A client cannot belong to itself or to its own member.")]
+            return
+        depth += 1
+        if depth > MAX_HIERARCHY_DEPTH:
+            errors["parent"] = [
+                _("A group of companies is at most %(depth)d levels deep.")
+                % {"depth": MAX_HIERARCHY_DEPTH}
+            ]
+            return
+        ancestor_id = (
+            Client.objects.filter(pk=ancestor_id).values_list("parent_id", flat=True).first()
+        )
+
+
+def _clean(client: Client, by: User, *, assigning: bool = True, custom: dict | None = None) -> None:
     errors: dict[str, list[str]] = {}
     _clean_identity(client, errors)
+    _clean_parent(client, errors)
     client.country = client.country.strip().upper()
     if client.country and client.country not in countries:
         errors["country"] = [_("Unknown country code; use two letters, e.g. FR.")]
@@ -208,6 +245,9 @@ def _clean(client: Client, by: User, *, assigning: bool = True) -> None:
         and not may_assign(by, owner=client.owner, org_unit=client.org_unit)
     ):
         errors["owner"] = [_("You can give clients only to people and units within your reach.")]
+    if client.kind in Client.Kind.values:
+        customfields.clean_values(client, custom or {}, kind=client.kind, errors=errors)
+        client.custom_search = customfields.search_text(client.custom)
     if errors:
         raise ServiceError(errors=errors)
 
@@ -221,8 +261,9 @@ def client_create(*, by: User, **fields) -> Client:
     fields.setdefault("owner", by)
     if "org_unit" not in fields:
         fields["org_unit"] = by.org_unit
+    custom = fields.pop("custom", None)
     client = Client(**fields)
-    _clean(client, by)
+    _clean(client, by, custom=custom)
     try:
         with transaction.atomic():
             client.number = next_number("client").text
@@ -253,6 +294,7 @@ def client_update(
     unknown = set(fields) - set(EDITABLE)
     if unknown:
         raise TypeError(f"client_update() got unexpected fields {sorted(unknown)}")
+    custom = fields.pop("custom", None)
     try:
         with transaction.atomic():
             client = Client.objects.select_for_update().get(pk=client.pk)
@@ -273,11 +315,16 @@ def client_update(
                 before["owner_id"],
                 before["org_unit_id"],
             )
-            _clean(client, by, assigning=assigning)
+            _clean(client, by, assigning=assigning, custom=custom)
             entry = audit_update(client, before, by=by)
             if entry is not None:
                 client.version += 1
             client.save()
+            if assigning:
+                # Clients merged into this one follow it, so their history stays in view.
+                Client.everything.filter(merged_into=client).update(
+                    owner_id=client.owner_id, org_unit_id=client.org_unit_id
+                )
             if entry is not None:
                 record_event(
                     "client.changed",
@@ -814,3 +861,210 @@ def security_question_delete(*, item: SecurityQuestion, by: User) -> None:
     with transaction.atomic():
         audit_delete(item, by=by)
         item.delete()
+
+
+# --- merge and delete (CUS-15) -----------------------------------------------------------------
+
+register_event_type(
+    "client.merged_in",
+    EventCategory.ACCOUNT,
+    gettext_lazy("Client %(other)s merged into this account"),
+)
+register_event_type(
+    "client.merged_away",
+    EventCategory.ACCOUNT,
+    gettext_lazy("Account merged into client %(other)s"),
+)
+register_event_type(
+    "client.deleted", EventCategory.ACCOUNT, gettext_lazy("Client deleted: %(reason)s")
+)
+
+# Other modules' say before a client is deleted: callables (client) returning the reason
+# to refuse (e.g. billing: "2 unpaid invoices"), or "" to let it go.
+DELETE_CHECKS: list[Callable[[Client], str]] = []
+# Whatever a module must do itself when two clients merge, beyond moving its rows that
+# point at the client (which happens for every model): callables (survivor, merged, by).
+MERGE_HOOKS: list[Callable[[Client, Client, User], None]] = []
+
+
+def on_client_delete(check: Callable[[Client], str]) -> None:
+    """Register a module's check before a client is deleted."""
+    if check not in DELETE_CHECKS:
+        DELETE_CHECKS.append(check)
+
+
+def on_client_merge(hook: Callable[[Client, Client, User], None]) -> None:
+    """Register what a module does itself when two clients merge."""
+    if hook not in MERGE_HOOKS:
+        MERGE_HOOKS.append(hook)
+
+
+def history_ids(client: Client) -> list[int]:
+    """The client and every client merged into it: their notes and history are its own."""
+    merged = Client.everything.filter(merged_into=client).values_list("pk", flat=True)
+    return [client.pk, *merged]
+
+
+def _movable_relations():
+    """The foreign keys to Client on records that move at a merge (history never moves)."""
+    from clientbase.core.models import AppendOnly
+
+    for relation in Client._meta.related_objects:
+        if not relation.many_to_one or issubclass(relation.related_model, AppendOnly):
+            continue
+        if relation.field.name == "merged_into":
+            continue
+        yield relation.related_model, relation.field.name
+
+
+def client_merge(*, survivor: Client, merged: Client, by: User) -> Client:
+    """Fold one client into another: everything it has moves to the survivor.
+
+    Contacts, addresses, documents, members, deferred actions done and every record other
+    modules keep for the client are moved. Notes and newsfeed, which never change, stay on
+    the merged client, which remains as a pointer to the survivor: the survivor's profile
+    shows them as its own. The survivor keeps its details; custom values it lacks are taken
+    from the merged client.
+    """
+    if survivor.pk == merged.pk:
+        raise ServiceError(_("Choose two different clients."), field="merged")
+    with transaction.atomic():
+        locked = {
+            c.pk: c
+            for c in Client.objects.select_for_update()
+            .filter(pk__in=[survivor.pk, merged.pk])
+            .order_by("pk")
+        }
+        if len(locked) != 2:
+            raise ServiceError(_("This client was merged or deleted meanwhile."), field="merged")
+        survivor, merged = locked[survivor.pk], locked[merged.pk]
+        if survivor.currency != merged.currency:
+            raise ServiceError(
+                _("Both clients must bill in the same currency (%(a)s and %(b)s).")
+                % {"a": survivor.currency, "b": merged.currency},
+                field="merged",
+            )
+        survivor_before, merged_before = snapshot(survivor), snapshot(merged)
+        for action in DeferredAction.objects.filter(
+            client=merged, state=DeferredAction.State.PENDING
+        ):
+            record_event(
+                "deferred_action.cancelled",
+                by=by,
+                client=merged,
+                subject=action,
+                details={"due_on": action.due_on},
+            )
+            action.delete()
+        for model, field in _movable_relations():
+            model._base_manager.filter(**{field: merged}).update(**{field: survivor})
+        Client.everything.filter(merged_into=merged).update(
+            merged_into=survivor, owner=survivor.owner, org_unit=survivor.org_unit
+        )
+        survivor.refresh_from_db(fields=["parent", "referred_by"])
+        if survivor.parent_id == survivor.pk:
+            # The survivor was a member of the merged company: it takes that company's place.
+            survivor.parent_id = merged.parent_id if merged.parent_id != survivor.pk else None
+            survivor.bill_to_parent = survivor.bill_to_parent and survivor.parent_id is not None
+        if survivor.referred_by_id == survivor.pk:
+            survivor.referred_by_id = None
+        survivor.custom = {**merged.custom, **survivor.custom}
+        survivor.custom_search = customfields.search_text(survivor.custom)
+        survivor.version += 1
+        survivor.save()
+        # The merged client keeps its own details for the record, under the survivor's owner,
+        # so its notes and history are seen by whoever sees the survivor.
+        merged.merged_into = survivor
+        merged.owner_id, merged.org_unit_id = survivor.owner_id, survivor.org_unit_id
+        merged.parent_id, merged.bill_to_parent = None, False
+        merged.status, merged.status_since = Client.Status.CLOSED, clock.today()
+        merged.version += 1
+        merged.save()
+        for hook in MERGE_HOOKS:
+            hook(survivor, merged, by)
+        audit_update(survivor, survivor_before, by=by)
+        audit_update(merged, merged_before, by=by)
+        record_event(
+            "client.merged_in",
+            by=by,
+            client=survivor,
+            subject=merged,
+            reference=merged.number,
+            details={"other": f"{merged.number} {merged.name}"},
+        )
+        record_event(
+            "client.merged_away",
+            by=by,
+            client=merged,
+            subject=survivor,
+            reference=survivor.number,
+            details={"other": f"{survivor.number} {survivor.name}"},
+        )
+    return survivor
+
+
+def client_delete(*, client: Client, reason: str, by: User) -> Client:
+    """Take a client out of the base for good; its history stays, its email is freed.
+
+    Refused while member companies belong to it or another module objects (e.g. unpaid
+    invoices). Pending deferred actions are cancelled.
+    """
+    reason = reason.strip()
+    if not reason:
+        raise ServiceError(_("Give a reason for deleting the client."), field="reason")
+    with transaction.atomic():
+        client = Client.objects.select_for_update().filter(pk=client.pk).first()
+        if client is None:
+            raise ServiceError(_("This client was merged or deleted meanwhile."))
+        members = Client.objects.filter(parent=client).count()
+        if members:
+            raise ServiceError(
+                _(
+                    "%(count)d member companies belong to this client; "
+                    "move them to another parent first."
+                )
+                % {"count": members}
+            )
+        for check in DELETE_CHECKS:
+            if refusal := check(client):
+                raise ServiceError(refusal)
+        before = snapshot(client)
+        for action in DeferredAction.objects.filter(
+            client=client, state=DeferredAction.State.PENDING
+        ):
+            action.delete()
+        client.deleted_at = clock.now()
+        client.status = Client.Status.CLOSED
+        client.status_since = client.status_since or clock.today()
+        client.version += 1
+        client.save()
+        audit_update(client, before, by=by)
+        record_event(
+            "client.deleted",
+            by=by,
+            client=client,
+            subject=client,
+            reference=client.number,
+            details={"reason": reason},
+        )
+    return client
+
+
+def normalized_for_duplicates(field: str, value: str, *, country: str = "", kind: str = "") -> str:
+    """A value being typed, as it would be saved, or "" while it is not valid yet."""
+    country = country.strip().upper()
+    try:
+        if field == "email":
+            return normalize_email(value)
+        if field == "phone":
+            return normalize_phone(value, country=country if country in countries else "")
+        if field == "tax_id":
+            kind = kind if kind in Client.Kind.values else Client.Kind.COMPANY
+            return normalize_tax_id(
+                value, country=country if country in countries else "", kind=kind
+            )
+        if field == "national_id":
+            return value.strip()
+    except (ValidationError, ValueError):
+        return ""
+    return ""

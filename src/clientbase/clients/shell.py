@@ -1,6 +1,7 @@
 """What the clients module adds to the shell: menu, dashboard figures, global search."""
 
 from django.urls import reverse
+from django.utils import formats
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -10,10 +11,12 @@ from clientbase.core.cron import register_job
 from clientbase.core.registry import (
     Counter,
     NavEntry,
+    ProfileBlock,
     SearchHit,
     SearchSource,
     register_counter,
     register_nav,
+    register_profile_block,
     register_search,
 )
 
@@ -43,6 +46,39 @@ def _find(user, text: str, limit: int) -> list[SearchHit]:
             url=reverse("clients:detail", args=[c.pk]),
         )
         for c in queries.client_search(user, text)[:limit]
+    ]
+
+
+def _account_figures(user, client) -> list[tuple[str, str]]:
+    since = client.status_since or client.created_at.date()
+    return [
+        (_("Status"), f"{client.get_status_display()} · {formats.date_format(since)}"),
+        (_("Client since"), formats.date_format(client.created_at.date())),
+        (_("Manager"), client.owner.display_name if client.owner else "—"),
+        (_("Group"), client.group.name if client.group else "—"),
+    ]
+
+
+def _activity_figures(user, client) -> list[tuple[str, str]]:
+    counts = queries.note_counts(client)
+    last = queries.newsfeed_of(user, client).first()
+    return [
+        (_("Notes, last 24 hours"), str(counts.last_day)),
+        (_("Notes, two months"), str(counts.last_two_months)),
+        (_("Documents"), str(queries.documents_of(user, client).count())),
+        (_("Last event"), formats.date_format(last.occurred_at.date()) if last else "—"),
+    ]
+
+
+def _group_figures(user, client) -> list[tuple[str, str]]:
+    members = queries.clients_for(user).filter(parent=client).count()
+    if client.parent_id is None and not members:
+        return []
+    parent = client.parent
+    return [
+        (_("Parent company"), parent.name if parent else "—"),
+        (_("Member companies"), str(members)),
+        (_("Charges go to the parent"), _("Yes") if client.bill_to_parent else _("No")),
     ]
 
 
@@ -97,3 +133,8 @@ def register() -> None:
         )
     )
     register_search(SearchSource(_("Clients"), _find))
+    register_profile_block(ProfileBlock("account", _("Account"), _account_figures, "person-vcard"))
+    register_profile_block(ProfileBlock("activity", _("Activity"), _activity_figures, "activity"))
+    register_profile_block(
+        ProfileBlock("group", _("Group of companies"), _group_figures, "diagram-3")
+    )

@@ -48,5 +48,19 @@ urlpatterns = [
         name="deferred_delete",
     ),
     path("<int:pk>/notes/<int:note_pk>/comments/", views.note_comment, name="note_comment"),
+    path("duplicates/", views.duplicate_check, name="duplicates"),
+    path("<int:pk>/merge/", views.client_merge, name="merge"),
+    path("<int:pk>/delete/", views.client_delete, name="delete"),
+    path("<int:pk>/documents/", views.document_add, name="document_add"),
+    path(
+        "<int:pk>/documents/<int:document_pk>/",
+        views.document_download,
+        name="document_download",
+    ),
+    path(
+        "<int:pk>/documents/<int:document_pk>/delete/",
+        views.document_delete,
+        name="document_delete",
+    ),
     *io_views.urlpatterns,
 ]

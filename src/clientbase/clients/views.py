@@ -4,28 +4,33 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from clientbase.clients import queries, services
+from clientbase.clients import queries, search, services
 from clientbase.clients.forms import (
+    DUPLICATE_CHECKED,
     AddressForm,
     ClientForm,
     CommentForm,
     ContactForm,
     DeferredActionForm,
+    DeleteForm,
+    DocumentForm,
+    MergeForm,
     NoteForm,
     StatusForm,
 )
 from clientbase.clients.models import Address, Client, Contact, DeferredAction, SecurityQuestion
+from clientbase.core import customfields, documents
 from clientbase.core.errors import ServiceError
 from clientbase.core.forms import add_service_errors
-from clientbase.core.models import EventCategory
+from clientbase.core.models import CustomField, EventCategory
 from clientbase.core.permissions import require_action
-from clientbase.core.visibility import visible
+from clientbase.core.registry import profile_blocks
 
 
 def _to_profile(client, anchor: str) -> HttpResponse:
@@ -52,33 +57,89 @@ def client_list(request: HttpRequest) -> HttpResponse:
     )
 
 
+PROFILE_TABS = ("notes", "newsfeed", "documents", "group")
+
+
 @login_required
 def client_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """A client's profile with its newsfeed, filterable by category."""
+    """A client's profile: summary blocks, the file, and tabs for notes, history, documents
+    and the group of companies."""
     client = queries.client_get(request.user, pk)
     category = request.GET.get("category", "")
-    events = visible(client.events.select_related("actor"), request.user)
-    if category in EventCategory.values:
-        events = events.filter(category=category)
-    return render(
-        request,
-        "clients/client_detail.html",
-        {
-            "client": client,
-            "events": events[:100],
+    reference = request.GET.get("ref", "")
+    tab = request.GET.get("tab", "")
+    if tab not in PROFILE_TABS:
+        tab = "newsfeed" if category or reference else "notes"
+    context = {
+        "client": client,
+        "tab": tab,
+        "note_counts": queries.note_counts(client),
+        "status_form": StatusForm(),
+        "deferred_actions": queries.deferred_actions_of(request.user, client),
+        "status_choices": Client.Status.choices,
+        "contacts": client.contacts.prefetch_related("phones").order_by("id"),
+        "addresses": client.addresses.all(),
+        "security_questions": client.security_questions.all(),
+        "custom_values": _custom_values(request, client),
+        "blocks": profile_blocks(request.user, client),
+        "documents_count": queries.documents_of(request.user, client).count(),
+        "members_count": Client.objects.filter(parent=client).count(),
+    }
+    if tab == "notes":
+        context |= {"notes": queries.notes_of(request.user, client), "note_form": NoteForm()}
+    elif tab == "newsfeed":
+        context |= {
+            "events": queries.newsfeed_of(
+                request.user, client, category=category, reference=reference
+            )[:200],
             "category": category,
+            "reference": reference,
             "categories": EventCategory.choices,
-            "notes": queries.notes_of(request.user, client),
-            "note_counts": queries.note_counts(client),
-            "note_form": NoteForm(),
-            "status_form": StatusForm(),
-            "deferred_actions": queries.deferred_actions_of(request.user, client),
-            "status_choices": Client.Status.choices,
-            "contacts": client.contacts.prefetch_related("phones").order_by("id"),
-            "addresses": client.addresses.all(),
-            "security_questions": client.security_questions.all(),
-        },
-    )
+        }
+    elif tab == "documents":
+        context |= {
+            "documents": queries.documents_of(request.user, client),
+            "document_form": DocumentForm(),
+        }
+    else:
+        context["group"] = queries.group_tree(request.user, client)
+    return render(request, "clients/client_detail.html", context)
+
+
+def _custom_values(request: HttpRequest, client: Client) -> list[tuple[str, object]]:
+    """The client's custom values as the user may read them, in the fields' order."""
+    may_see = request.user.has_perm("clients.view_secrets")
+    shown = []
+    for field in customfields.fields_for(kind=client.kind):
+        value = client.custom.get(field.code)
+        if value is None:
+            continue
+        if field.type == CustomField.Type.BOOLEAN:
+            value = _("Yes") if value else _("No")
+        shown.append((field.label, customfields.shown_value(field, value, may_see_secrets=may_see)))
+    return shown
+
+
+@login_required
+def duplicate_check(request: HttpRequest) -> HttpResponse:
+    """While a clerk types: which existing clients already have this email, phone or id."""
+    field = next((n for n in DUPLICATE_CHECKED if n in request.GET), "")
+    found = []
+    if field:
+        value = services.normalized_for_duplicates(
+            field,
+            request.GET[field],
+            country=request.GET.get("country", ""),
+            kind=request.GET.get("kind", ""),
+        )
+        if value:
+            exclude = request.GET.get("exclude", "")
+            found = search.find_duplicates(
+                user=request.user,
+                **{field: value},
+                exclude_id=int(exclude) if exclude.isdigit() else None,
+            )
+    return render(request, "clients/_duplicates.html", {"duplicates": found, "field": field})
 
 
 FORM_MODE = "clientbase_client_form_mode"
@@ -101,8 +162,7 @@ def client_add(request: HttpRequest) -> HttpResponse:
     )
     if request.method == "POST" and form.is_valid():
         try:
-            data = {k: v for k, v in form.cleaned_data.items() if k != "version"}
-            client = services.client_create(by=request.user, **data)
+            client = services.client_create(by=request.user, **form.client_data())
         except ServiceError as refused:
             add_service_errors(form, refused)
         else:
@@ -118,9 +178,11 @@ def client_edit(request: HttpRequest, pk: int) -> HttpResponse:
     form = ClientForm(request.POST or None, instance=client, mode=_form_mode(request))
     if request.method == "POST" and form.is_valid():
         try:
-            data = dict(form.cleaned_data)
             services.client_update(
-                client=client, by=request.user, expected_version=data.pop("version"), **data
+                client=client,
+                by=request.user,
+                expected_version=form.cleaned_data["version"],
+                **form.client_data(),
             )
         except ServiceError as refused:
             add_service_errors(form, refused)
@@ -373,3 +435,99 @@ def security_question_delete(request: HttpRequest, pk: int, question_pk: int) ->
     services.security_question_delete(item=item, by=request.user)
     messages.success(request, _("Security question removed."))
     return _to_profile(client, "security")
+
+
+@require_action("clients.merge")
+def client_merge(request: HttpRequest, pk: int) -> HttpResponse:
+    """Fold another client into this one, after the clerk has seen both side by side."""
+    survivor = _editable_client(request, pk)
+    form = MergeForm(request.POST or request.GET or None, user=request.user, survivor=survivor)
+    merged = form.merged_client() if form.is_bound and form.is_valid() else None
+    if request.method == "POST" and merged is not None and form.cleaned_data["confirm"]:
+        try:
+            services.client_merge(survivor=survivor, merged=merged, by=request.user)
+        except ServiceError as refused:
+            add_service_errors(form, refused)
+        else:
+            messages.success(
+                request,
+                _("Client %(merged)s merged into %(survivor)s.")
+                % {"merged": merged.number, "survivor": survivor.number},
+            )
+            return redirect("clients:detail", pk=survivor.pk)
+    return render(
+        request,
+        "clients/client_merge.html",
+        {"client": survivor, "form": form, "merged": merged},
+    )
+
+
+@require_action("clients.delete")
+def client_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """Delete a client after the clerk types its number and gives a reason."""
+    client = queries.client_get(request.user, pk)
+    form = DeleteForm(request.POST or None, client=client)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.client_delete(
+                client=client, reason=form.cleaned_data["reason"], by=request.user
+            )
+        except ServiceError as refused:
+            add_service_errors(form, refused)
+        else:
+            messages.success(request, _("Client %(number)s deleted.") % {"number": client.number})
+            return redirect("clients:list")
+    return render(request, "clients/client_delete.html", {"client": client, "form": form})
+
+
+def _to_tab(client, tab: str) -> HttpResponse:
+    return redirect(reverse("clients:detail", args=[client.pk]) + f"?tab={tab}")
+
+
+@require_POST
+def document_add(request: HttpRequest, pk: int) -> HttpResponse:
+    """Attach a document or photo to a client."""
+    client = _editable_client(request, pk)
+    form = DocumentForm(request.POST, request.FILES)
+    if form.is_valid():
+        try:
+            documents.document_add(
+                client=client,
+                upload=form.cleaned_data["file"],
+                description=form.cleaned_data["description"],
+                by=request.user,
+            )
+        except ServiceError as refused:
+            messages.error(request, " ".join(refused.messages))
+        else:
+            messages.success(request, _("Document attached."))
+    else:
+        messages.error(request, " ".join(m for ms in form.errors.values() for m in ms))
+    return _to_tab(client, "documents")
+
+
+@login_required
+def document_download(request: HttpRequest, pk: int, document_pk: int) -> FileResponse:
+    """A client's document: photos shown in the page, other files downloaded."""
+    client = queries.client_get(request.user, pk)
+    document = queries.document_get(request.user, client, document_pk)
+    inline = document.is_image and request.GET.get("inline") == "1"
+    response = FileResponse(
+        document.file.open("rb"),
+        as_attachment=not inline,
+        filename=document.name,
+        content_type=document.content_type,
+    )
+    # The type was checked at upload; the browser must not guess another.
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@require_POST
+def document_delete(request: HttpRequest, pk: int, document_pk: int) -> HttpResponse:
+    """Remove a document from a client."""
+    client = _editable_client(request, pk)
+    document = queries.document_get(request.user, client, document_pk)
+    documents.document_delete(document=document, by=request.user)
+    messages.success(request, _("Document removed."))
+    return _to_tab(client, "documents")

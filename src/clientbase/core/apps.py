@@ -17,3 +17,11 @@ class CoreConfig(AppConfig):
         register_nav(
             NavEntry("settings", _("Automation"), "core:automation_log", "core.view_automation")
         )
+        register_nav(
+            NavEntry(
+                "settings",
+                _("Custom fields"),
+                "core:custom_field_list",
+                "core.manage_custom_fields",
+            )
+        )

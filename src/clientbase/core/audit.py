@@ -60,6 +60,9 @@ def snapshot(obj: models.Model) -> dict[str, Any]:
         values[field.attname] = (
             Masked(value) if field.attname in secret and value else _plain(value)
         )
+    # A record may mask parts of a field, e.g. the secret ones among its custom values.
+    if hasattr(obj, "audit_masked"):
+        values = obj.audit_masked(values)
     return values
 
 

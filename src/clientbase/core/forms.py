@@ -1,8 +1,10 @@
 """Form helpers shared by every module."""
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from clientbase.core.errors import ServiceError
+from clientbase.core.models import CustomField
 
 
 def add_service_errors(form: forms.Form, error: ServiceError) -> None:
@@ -37,3 +39,46 @@ class StyledForm:
                 widget = self.fields[name].widget
                 widget.attrs["class"] = widget.attrs.get("class", "") + " is-invalid"
                 widget.attrs["aria-invalid"] = "true"
+
+
+class CustomFieldForm(StyledForm, forms.ModelForm):
+    """An administrator's definition of a custom field; choices one per line."""
+
+    choices_text = forms.CharField(
+        label=_("Choices"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text=_("For a choice field: one choice per line."),
+    )
+    required_when_field = forms.ChoiceField(label=_("Required when field"), required=False)
+
+    class Meta:
+        from clientbase.core.customfields import EDITABLE
+
+        model = CustomField
+        fields = [f for f in EDITABLE if f != "choices"]
+
+    def __init__(self, *args, **kwargs):
+        from clientbase.core.customfields import condition_fields
+
+        super().__init__(*args, **kwargs)
+        conditions = condition_fields()
+        if self.instance.pk:
+            conditions.pop(f"custom.{self.instance.code}", None)
+            self.fields["code"].disabled = True
+            self.fields["choices_text"].initial = "\n".join(self.instance.choices)
+        self.fields["required_when_field"].choices = [("", "—"), *conditions.items()]
+        order = list(self.fields)
+        order.insert(order.index("help_text"), order.pop(order.index("choices_text")))
+        self.order_fields(order)
+
+    def _post_clean(self):
+        """The service checks the definition and names what is wrong."""
+
+    def field_data(self) -> dict:
+        """The cleaned definition as the service takes it."""
+        data = dict(self.cleaned_data)
+        data["choices"] = data.pop("choices_text").splitlines()
+        if self.instance.pk:
+            data.pop("code")
+        return data

@@ -282,3 +282,101 @@ class CronRun(models.Model):
     def duration(self):
         """How long the run took, when it has finished."""
         return self.finished_at - self.started_at if self.finished_at else None
+
+
+class CustomField(models.Model):
+    """A field an administrator adds to a record type, such as a client's 1C code (CUS-7)."""
+
+    class Type(models.TextChoices):
+        TEXT = "text", _("Text")
+        NUMBER = "number", _("Number")
+        DATE = "date", _("Date")
+        CHOICE = "choice", _("Choice")
+        BOOLEAN = "boolean", _("Yes/no")
+        SECRET = "secret", _("Secret")
+
+    class AppliesTo(models.TextChoices):
+        CLIENT = "client", _("Clients")
+
+    applies_to = models.CharField(
+        _("applies to"), max_length=16, choices=AppliesTo.choices, default=AppliesTo.CLIENT
+    )
+    code = models.SlugField(
+        _("code"),
+        max_length=40,
+        help_text=_("The name used in the API, imports and exports, e.g. code_1c."),
+    )
+    label = models.CharField(_("label"), max_length=100)
+    type = models.CharField(_("type"), max_length=8, choices=Type.choices, default=Type.TEXT)
+    choices = models.JSONField(_("choices"), default=list, blank=True)
+    help_text = models.CharField(_("help text"), max_length=200, blank=True)
+    for_individuals = models.BooleanField(_("for individuals"), default=True)
+    for_companies = models.BooleanField(_("for companies"), default=True)
+    in_simple_form = models.BooleanField(_("shown in the simple form"), default=False)
+    required = models.BooleanField(_("always required"), default=False)
+    # Required only when another field has a given value, e.g. when country is RU.
+    required_when_field = models.CharField(_("required when field"), max_length=40, blank=True)
+    required_when_value = models.CharField(_("has the value"), max_length=100, blank=True)
+    position = models.PositiveSmallIntegerField(_("position"), default=0)
+    active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        verbose_name = _("custom field")
+        verbose_name_plural = _("custom fields")
+        ordering = ["applies_to", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["applies_to", "code"], name="customfield_code_unique"),
+            models.CheckConstraint(
+                condition=models.Q(
+                    type__in=["text", "number", "date", "choice", "boolean", "secret"]
+                ),
+                name="customfield_type_valid",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(applies_to__in=["client"]), name="customfield_applies_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.label
+
+
+def _document_path(document: "Document", filename: str) -> str:
+    return f"documents/{document.sha256[:2]}/{document.sha256}"
+
+
+class Document(models.Model):
+    """A file or photo attached to a client (and, later, to a deal or ticket) (CUS-17)."""
+
+    visibility_via = "client"
+
+    client = models.ForeignKey(
+        "clients.Client",
+        on_delete=models.PROTECT,
+        related_name="documents",
+        verbose_name=_("client"),
+    )
+    name = models.CharField(_("name"), max_length=200)
+    description = models.CharField(_("description"), max_length=500, blank=True)
+    file = models.FileField(_("file"), upload_to=_document_path, max_length=200)
+    content_type = models.CharField(_("type"), max_length=100)
+    size = models.PositiveBigIntegerField(_("size"))
+    sha256 = models.CharField(max_length=64, db_index=True)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("by")
+    )
+    uploaded_at = models.DateTimeField(_("uploaded"), default=clock.now)
+
+    class Meta:
+        verbose_name = _("document")
+        verbose_name_plural = _("documents")
+        ordering = ["-uploaded_at", "-id"]
+        indexes = [models.Index(fields=["client", "-uploaded_at"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_image(self) -> bool:
+        """Whether the file is a photo the browser can show inline."""
+        return self.content_type in {"image/jpeg", "image/png", "image/gif", "image/webp"}

@@ -56,7 +56,18 @@ class SearchSource:
     find: Callable  # (user, text, limit) -> list[SearchHit]
 
 
+@dataclass(frozen=True)
+class ProfileBlock:
+    """A summary block on a client's profile (billing adds paid/unpaid sums, support tickets)."""
+
+    key: str
+    label: Promise
+    figures: Callable  # (user, client) -> list[tuple[label, value]]; empty hides the block
+    icon: str = "info-circle"
+
+
 NAV: list[NavEntry] = []
+PROFILE_BLOCKS: list[ProfileBlock] = []
 COUNTERS: list[Counter] = []
 SEARCH_SOURCES: list[SearchSource] = []
 
@@ -91,3 +102,21 @@ def navigation_for(user) -> list[dict]:
         if entries:
             sections.append({"key": key, "label": label, "icon": icon, "entries": entries})
     return sections
+
+
+def register_profile_block(block: ProfileBlock) -> None:
+    """Add a summary block to the client profile."""
+    if all(b.key != block.key for b in PROFILE_BLOCKS):
+        PROFILE_BLOCKS.append(block)
+
+
+def profile_blocks(user, client) -> list[dict]:
+    """The summary blocks that have something to show for this client."""
+    shown = []
+    for block in PROFILE_BLOCKS:
+        figures = block.figures(user, client)
+        if figures:
+            shown.append(
+                {"key": block.key, "label": block.label, "icon": block.icon, "figures": figures}
+            )
+    return shown

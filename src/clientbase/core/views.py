@@ -8,17 +8,20 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.paginator import Paginator
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 from django_otp import user_has_device
 
 from clientbase.accounts.models import User
-from clientbase.core import clock
+from clientbase.core import clock, customfields
 from clientbase.core.api_base import problem_response
 from clientbase.core.cron import JOBS, enqueue_jobs
-from clientbase.core.models import AuditEntry, CronRun, Event
+from clientbase.core.errors import ServiceError
+from clientbase.core.forms import CustomFieldForm, add_service_errors
+from clientbase.core.models import AuditEntry, CronRun, CustomField, Event
 from clientbase.core.permissions import require_action
 from clientbase.core.registry import COUNTERS, SEARCH_SOURCES
 from clientbase.core.visibility import visible
@@ -183,3 +186,28 @@ def server_error(request: HttpRequest) -> HttpResponse:
     from django.template import loader
 
     return HttpResponse(loader.get_template("500.html").render(), status=500)
+
+
+@require_action("core.manage_custom_fields")
+def custom_field_list(request: HttpRequest) -> HttpResponse:
+    """The custom fields administrators have defined, in form order."""
+    fields = CustomField.objects.order_by("applies_to", "position", "id")
+    return render(request, "core/custom_field_list.html", {"fields": fields})
+
+
+@require_action("core.manage_custom_fields")
+def custom_field_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+    """Add a custom field, or change one."""
+    field = get_object_or_404(CustomField, pk=pk) if pk else None
+    form = CustomFieldForm(request.POST or None, instance=field)
+    if request.method == "POST" and form.is_valid():
+        try:
+            field = customfields.custom_field_save(
+                field=field, by=request.user, **form.field_data()
+            )
+        except ServiceError as refused:
+            add_service_errors(form, refused)
+        else:
+            messages.success(request, _("Custom field %(label)s saved.") % {"label": field.label})
+            return redirect("core:custom_field_list")
+    return render(request, "core/custom_field_form.html", {"form": form, "subject": field})
