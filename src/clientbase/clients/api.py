@@ -9,6 +9,7 @@ from django.http import FileResponse, HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Field, File, Form, Query, Router, Schema, Status, UploadedFile
 from ninja.pagination import paginate
+from pydantic import StringConstraints
 
 from clientbase.accounts.models import OrgUnit, User
 from clientbase.clients import queries, search, services
@@ -27,10 +28,9 @@ from clientbase.core.models import EventCategory
 
 router = Router()
 
-Reason = Annotated[Text, Field(min_length=1, max_length=500, description="why, for the history")]
-Reference = Annotated[Text, Field(max_length=64, description="a bill number or payment id")]
-Description = Annotated[Text, Field(max_length=500)]
-CountryCode = Annotated[Text, Field(max_length=2)]
+Reason = Annotated[Text, StringConstraints(min_length=1, max_length=500)]
+Description = Annotated[Text, StringConstraints(max_length=500)]
+CountryCode = Annotated[Text, StringConstraints(max_length=2)]
 
 
 def _require(request: HttpRequest, action: str) -> None:
@@ -761,7 +761,7 @@ def newsfeed(
     request: HttpRequest,
     client_id: Id,
     category: EventCategory | None = None,
-    reference: Query[Reference] = "",
+    reference: Text = "",
 ):
     """The account's history, newest first, by category or reference."""
     client = queries.client_get(request.user, client_id)

@@ -910,7 +910,7 @@ def _movable_relations():
     from clientbase.core.models import AppendOnly
 
     for relation in Client._meta.related_objects:
-        if not relation.many_to_one or issubclass(relation.related_model, AppendOnly):
+        if not relation.one_to_many or issubclass(relation.related_model, AppendOnly):
             continue
         if relation.field.name == "merged_into":
             continue
@@ -985,20 +985,20 @@ def client_merge(*, survivor: Client, merged: Client, by: User) -> Client:
         audit_update(survivor, survivor_before, by=by)
         audit_update(merged, merged_before, by=by)
         record_event(
-            "client.merged_in",
-            by=by,
-            client=survivor,
-            subject=merged,
-            reference=merged.number,
-            details={"other": f"{merged.number} {merged.name}"},
-        )
-        record_event(
             "client.merged_away",
             by=by,
             client=merged,
             subject=survivor,
             reference=survivor.number,
             details={"other": f"{survivor.number} {survivor.name}"},
+        )
+        record_event(
+            "client.merged_in",
+            by=by,
+            client=survivor,
+            subject=merged,
+            reference=merged.number,
+            details={"other": f"{merged.number} {merged.name}"},
         )
     return survivor
 
