@@ -152,4 +152,4 @@ def test_dashboard_counts_clients_without_a_manager(signed_in, ann):
     values = {c["counter"].key: c["value"] for c in http.get("/").context["counters"]}
     assert (values["clients.unmanaged"], values["clients.new"]) == (1, 2)
     listing = http.get("/clients/?unmanaged=1")
-    assert [c.name for c in listing.context["page"]] == ["Orphan"]
+    assert [c.name for c in listing.context["page"].items] == ["Orphan"]

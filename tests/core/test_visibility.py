@@ -29,7 +29,7 @@ def test_team_a_gets_404_for_a_team_b_record_by_url(signed_in, two_teams):
 def test_list_search_and_counters_hide_other_teams(signed_in, two_teams):
     client = signed_in(two_teams["ann"])
     listing = client.get("/clients/")
-    assert [c.name for c in listing.context["page"]] == ["Alpha SARL"]
+    assert [c.name for c in listing.context["page"].items] == ["Alpha SARL"]
     search = client.get("/search/", {"q": "example.com"})
     hits = [hit.title for group in search.context["groups"] for hit in group["hits"]]
     assert hits == [f"{two_teams['mine'].number} · Alpha SARL"]

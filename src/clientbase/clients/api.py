@@ -30,7 +30,6 @@ router = Router()
 
 Reason = Annotated[Text, StringConstraints(min_length=1, max_length=500)]
 Description = Annotated[Text, StringConstraints(max_length=500)]
-CountryCode = Annotated[Text, StringConstraints(max_length=2)]
 
 
 def _require(request: HttpRequest, action: str) -> None:
@@ -288,7 +287,7 @@ def duplicates(
     phone: Text = "",
     tax_id: Text = "",
     national_id: Text = "",
-    country: Query[CountryCode] = "",
+    country: Text = "",
     kind: Client.Kind = Client.Kind.COMPANY,
     exclude_id: Id | None = None,
 ):

@@ -3,8 +3,9 @@
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Prefetch, QuerySet
 
+from clientbase.clients import search
 from clientbase.clients.models import Client, DeferredAction, Note
 from clientbase.clients.services import history_ids
 from clientbase.core import clock
@@ -18,17 +19,9 @@ def clients_for(user) -> QuerySet[Client]:
 
 
 def client_search(user, text: str) -> QuerySet[Client]:
-    """Clients whose number, name, email or phone contains the text."""
-    text = text.strip()
-    found = clients_for(user)
-    if text:
-        found = found.filter(
-            Q(number__iexact=text)
-            | Q(name__icontains=text)
-            | Q(email__icontains=text)
-            | Q(phone__icontains=text)
-        )
-    return found
+    """Clients the user may see with the text in their number, names, email, phone, tax ids
+    or custom values (the trigram index of clients.search), newest first."""
+    return search.client_search_queryset(user, text)
 
 
 def client_get(user, pk: int) -> Client:

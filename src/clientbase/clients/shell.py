@@ -5,7 +5,7 @@ from django.utils import formats
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from clientbase.clients import queries
+from clientbase.clients import queries, search
 from clientbase.core import clock
 from clientbase.core.cron import register_job
 from clientbase.core.registry import (
@@ -45,7 +45,7 @@ def _find(user, text: str, limit: int) -> list[SearchHit]:
             detail=c.email,
             url=reverse("clients:detail", args=[c.pk]),
         )
-        for c in queries.client_search(user, text)[:limit]
+        for c in search.quick_search(user, text, limit=limit)
     ]
 
 

@@ -3,11 +3,12 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from clientbase.clients import queries, search, services
@@ -38,23 +39,99 @@ def _to_profile(client, anchor: str) -> HttpResponse:
     return redirect(reverse("clients:detail", args=[client.pk]) + f"#{anchor}")
 
 
+LIST_PAGE_SIZE = 25
+MAX_CRITERIA = 8
+
+
+def criteria_from(params) -> tuple[list[search.Criterion], str]:
+    """The advanced search's criteria from a query string (c0_field, c0_op, c0_value…)."""
+    criteria = []
+    for index in range(MAX_CRITERIA):
+        field = params.get(f"c{index}_field", "")
+        if field:
+            criteria.append(
+                search.Criterion(
+                    field=field,
+                    op=params.get(f"c{index}_op", "contains"),
+                    value=params.get(f"c{index}_value", ""),
+                    value2=params.get(f"c{index}_value2", ""),
+                )
+            )
+    return criteria, "any" if params.get("match") == "any" else "all"
+
+
+def listed_clients(request: HttpRequest) -> tuple[QuerySet, dict[str, list[str]]]:
+    """The clients a list or export shows: quick or advanced search, then the filters."""
+    criteria, match = criteria_from(request.GET)
+    errors: dict[str, list[str]] = {}
+    if criteria:
+        try:
+            found = search.advanced_search(request.user, criteria, match=match)
+        except ServiceError as refused:
+            found, errors = Client.objects.none(), refused.message_dict
+    else:
+        found = search.client_search_queryset(request.user, request.GET.get("q", ""))
+    if request.GET.get("mine") == "1":
+        found = found.filter(owner=request.user)
+    if request.GET.get("unmanaged") == "1":
+        found = found.filter(owner__isnull=True)
+    return found, errors
+
+
 @login_required
 def client_list(request: HttpRequest) -> HttpResponse:
-    """Clients the user may see, newest first, with a quick search."""
-    text = request.GET.get("q", "")
-    found = queries.client_search(request.user, text)
-    mine = request.GET.get("mine") == "1"
-    if mine:
-        found = found.filter(owner=request.user)
-    unmanaged = request.GET.get("unmanaged") == "1"
-    if unmanaged:
-        found = found.filter(owner__isnull=True)
-    page = Paginator(found, 25).get_page(request.GET.get("page"))
+    """Clients the user may see, newest first, a page at a time (keyset: any page is as fast
+    as the first), with a quick search and an advanced one."""
+    found, errors = listed_clients(request)
+    after = request.GET.get("after", "")
+    page = search.keyset_page(
+        found.select_related("owner"),
+        after=int(after) if after.isdigit() else None,
+        size=LIST_PAGE_SIZE,
+    )
+    criteria, match = criteria_from(request.GET)
+    rows = [*criteria, *[search.Criterion(field="", op="contains")] * (2 if not criteria else 1)]
     return render(
         request,
         "clients/client_list.html",
-        {"page": page, "q": text, "mine": mine, "unmanaged": unmanaged},
+        {
+            "page": page,
+            "q": request.GET.get("q", ""),
+            "mine": request.GET.get("mine") == "1",
+            "unmanaged": request.GET.get("unmanaged") == "1",
+            "advanced": bool(criteria) or request.GET.get("advanced") == "1",
+            "criteria_rows": [
+                (index, row, errors.get(f"criteria.{index}", []))
+                for index, row in enumerate(rows[:MAX_CRITERIA])
+            ],
+            "match": match,
+            "search_fields": search.search_fields(),
+            "operators": OPERATORS,
+            "criteria_errors": errors,
+            "next_query": _with_after(request, page.next_after),
+            "first_query": _with_after(request, None),
+            "paged": after.isdigit(),
+        },
     )
+
+
+OPERATORS = [
+    ("contains", gettext_lazy("contains")),
+    ("equals", gettext_lazy("is exactly")),
+    ("like", gettext_lazy("matches (% wildcards)")),
+    ("between", gettext_lazy("between")),
+    ("is", gettext_lazy("is")),
+    ("empty", gettext_lazy("is empty")),
+    ("not_empty", gettext_lazy("is not empty")),
+]
+
+
+def _with_after(request: HttpRequest, after: int | None) -> str:
+    params = request.GET.copy()
+    params.pop("after", None)
+    if after is not None:
+        params["after"] = str(after)
+    return params.urlencode()
 
 
 PROFILE_TABS = ("notes", "newsfeed", "documents", "group")
