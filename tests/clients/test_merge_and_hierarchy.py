@@ -384,3 +384,29 @@ def test_two_clerks_merging_the_same_client_at_once_merge_it_once(default_roles,
     assert sorted(results) == ["This client was merged or deleted meanwhile.", "merged"]
     assert Contact.objects.filter(client__in=[first, second]).count() == 1
     assert Event.objects.filter(type="client.merged_away").count() == 1
+
+
+def test_members_billed_to_the_parent_share_its_status(ann):
+    # given a holding paying for one member, another member paying for itself
+    holding = _company(ann, "Holding SA")
+    paid_for = _company(ann, "Paid For SARL", parent=holding, bill_to_parent=True)
+    own_bills = _company(ann, "Own Bills SARL", parent=holding)
+    grandchild = _company(ann, "Depot EURL", parent=paid_for, bill_to_parent=True)
+    # when the holding is inactivated
+    services.client_set_status(client=holding, status="inactive", reason="Unpaid", by=ann)
+    # then the members it pays for, down the tree, are inactive too; the other is not
+    statuses = dict(Client.objects.filter(parent__isnull=False).values_list("name", "status"))
+    assert statuses == {
+        "Paid For SARL": "inactive",
+        "Own Bills SARL": "active",
+        "Depot EURL": "inactive",
+    }
+    assert Event.objects.filter(client=grandchild, type="client.status_changed").get().message == (
+        f"Status changed from Active to Inactive: Parent company {paid_for.number}: "
+        "Active → Inactive"
+    )
+    # and reactivating the holding restores exactly those
+    services.client_set_status(client=holding, status="active", reason="Paid", by=ann)
+    own_bills.refresh_from_db()
+    assert set(Client.objects.values_list("status", flat=True)) == {"active"}
+    assert own_bills.version == 1

@@ -481,7 +481,26 @@ def _apply_status(
     )
     if note.strip():
         note_add(client=client, body=note, by=by)
+    _cascade_to_members(client, old, status, effective, by)
     return client
+
+
+def _cascade_to_members(
+    parent: Client, old: str, status: str, effective: dt.date, by: User
+) -> None:
+    """Members whose charges the parent pays share its status: suspended, restored or closed
+    with it (CUS-14). Members paying for themselves keep theirs."""
+    members = Client.objects.select_for_update().filter(parent=parent, bill_to_parent=True)
+    reason = _("Parent company %(number)s: %(old)s → %(new)s") % {
+        "number": parent.number,
+        "old": Client.Status(old).label,
+        "new": Client.Status(status).label,
+    }
+    for member in members.order_by("pk"):
+        # Only members that were in step with the parent follow it; one closed for its own
+        # reasons stays closed, and one inactivated alone is not reactivated by the parent.
+        if member.status == old and member.status != Client.Status.CLOSED:
+            _apply_status(member, status, reason, effective, by, "")
 
 
 def client_set_status(
