@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from clientbase.accounts.models import OrgUnit, User
 from clientbase.clients.models import Address, Client, ContactPhone
+from clientbase.clients.queries import clients_for
 from clientbase.clients.services import ADDRESS_FIELDS, EDITABLE
 from clientbase.core import customfields
 from clientbase.core.forms import StyledForm
@@ -78,7 +79,7 @@ class ClientForm(StyledForm, forms.ModelForm):
         fields = [f for f in EDITABLE if f not in ("name", "custom")]
         widgets = {"language": forms.Select(choices=settings.LANGUAGES)}
 
-    def __init__(self, *args, mode: str = "advanced", **kwargs):
+    def __init__(self, *args, mode: str = "advanced", user=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.mode = mode
         if mode == "simple":
@@ -89,18 +90,26 @@ class ClientForm(StyledForm, forms.ModelForm):
             if name in self.fields:
                 self.fields[name].queryset = users
         self.fields["org_unit"].queryset = OrgUnit.objects.order_by("path")
-        if "referred_by" in self.fields:
-            # A referrer is picked by number in the API; the page lists the latest clients.
-            self.fields["referred_by"].queryset = Client.objects.order_by("-id")[:200]
         self.fields["currency"].initial = settings.DEFAULT_CURRENCY
         for name, kind in KIND_ONLY.items():
             if name in self.fields:
                 self.fields[name].widget.attrs["data-kind-only"] = kind
-        if "parent" in self.fields:
-            parents = Client.objects.filter(kind=Client.Kind.COMPANY).order_by("name")
-            if self.instance.pk:
-                parents = parents.exclude(pk=self.instance.pk)
-            self.fields["parent"].queryset = parents[:500]
+        # Referrer and parent are typed by client number: a list of a million would not do.
+        for name, label in (
+            ("referred_by", _("Referred by (client number)")),
+            ("parent", _("Parent company (client number)")),
+        ):
+            if name in self.fields:
+                self.fields[name] = forms.ModelChoiceField(
+                    queryset=Client.objects.all() if user is None else clients_for(user),
+                    to_field_name="number",
+                    required=False,
+                    label=label,
+                    widget=forms.TextInput(attrs={"inputmode": "numeric"}),
+                    error_messages={
+                        "invalid_choice": _("No client with this number in your view.")
+                    },
+                )
         if self.instance.pk:
             self.fields["version"].initial = self.instance.version
         for name in DUPLICATE_CHECKED:

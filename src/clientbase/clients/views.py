@@ -236,6 +236,7 @@ def client_add(request: HttpRequest) -> HttpResponse:
         request.POST or None,
         initial={"owner": request.user, "org_unit": request.user.org_unit},
         mode=_form_mode(request),
+        user=request.user,
     )
     if request.method == "POST" and form.is_valid():
         try:
@@ -252,7 +253,9 @@ def client_add(request: HttpRequest) -> HttpResponse:
 def client_edit(request: HttpRequest, pk: int) -> HttpResponse:
     """Change a client the user may see."""
     client = _editable_client(request, pk)
-    form = ClientForm(request.POST or None, instance=client, mode=_form_mode(request))
+    form = ClientForm(
+        request.POST or None, instance=client, mode=_form_mode(request), user=request.user
+    )
     if request.method == "POST" and form.is_valid():
         try:
             services.client_update(
