@@ -105,7 +105,7 @@ class ClientForm(StyledForm, forms.ModelForm):
                     to_field_name="number",
                     required=False,
                     label=label,
-                    widget=forms.TextInput(attrs={"inputmode": "numeric"}),
+                    widget=forms.TextInput(attrs={"class": "form-control", "inputmode": "numeric"}),
                     error_messages={
                         "invalid_choice": _("No client with this number in your view.")
                     },

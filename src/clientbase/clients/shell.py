@@ -1,7 +1,7 @@
 """What the clients module adds to the shell: menu, dashboard figures, global search."""
 
 from django.urls import reverse
-from django.utils import formats
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -52,8 +52,9 @@ def _find(user, text: str, limit: int) -> list[SearchHit]:
 def _account_figures(user, client) -> list[tuple[str, str]]:
     since = client.status_since or client.created_at.date()
     return [
-        (_("Status"), f"{client.get_status_display()} · {formats.date_format(since)}"),
-        (_("Client since"), formats.date_format(client.created_at.date())),
+        (_("Status"), client.get_status_display()),
+        (_("Since"), since.isoformat()),
+        (_("Client since"), timezone.localdate(client.created_at).isoformat()),
         (_("Manager"), client.owner.display_name if client.owner else "—"),
         (_("Group"), client.group.name if client.group else "—"),
     ]
@@ -66,7 +67,7 @@ def _activity_figures(user, client) -> list[tuple[str, str]]:
         (_("Notes, last 24 hours"), str(counts.last_day)),
         (_("Notes, two months"), str(counts.last_two_months)),
         (_("Documents"), str(queries.documents_of(user, client).count())),
-        (_("Last event"), formats.date_format(last.occurred_at.date()) if last else "—"),
+        (_("Last event"), timezone.localdate(last.occurred_at).isoformat() if last else "—"),
     ]
 
 
