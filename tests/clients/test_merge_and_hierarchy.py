@@ -410,3 +410,27 @@ def test_members_billed_to_the_parent_share_its_status(ann):
     own_bills.refresh_from_db()
     assert set(Client.objects.values_list("status", flat=True)) == {"active"}
     assert own_bills.version == 1
+
+
+def test_the_form_takes_the_parent_by_client_number_within_view(make_user, ann):
+    from clientbase.clients.forms import ClientForm
+
+    holding = _company(ann, "Holding SA")
+    bob = make_user("bob", role="sales", unit="team_b")
+    hidden = _company(bob, "Hidden SA")
+    member = _company(ann, "Member SARL")
+    sam = make_user("sam", role="manager", unit="team_a")
+
+    def form_with(parent_number: str) -> ClientForm:
+        bound = ClientForm(instance=member, mode="advanced", user=sam)
+        data = {
+            name: bound[name].value() for name in bound.fields if bound[name].value() is not None
+        }
+        data["parent"] = parent_number
+        return ClientForm(data, instance=member, mode="advanced", user=sam)
+
+    accepted = form_with(holding.number)
+    assert accepted.is_valid(), accepted.errors
+    assert accepted.client_data()["parent"] == holding
+    refused = form_with(hidden.number)
+    assert refused.errors == {"parent": ["No client with this number in your view."]}
