@@ -17,10 +17,11 @@ def test_run_now_queues_every_job_after_commit(
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         response = client.post("/settings/automation/run/")
     assert response.status_code == 302
-    assert len(callbacks) == 4
+    assert len(callbacks) == 5
     assert sorted(CronRun.objects.values_list("job", "status")) == [
         ("clear_sessions", "ok"),
         ("deferred_actions", "ok"),
+        ("import_uploads", "ok"),
         ("prune_automation_log", "ok"),
         ("prune_idempotency_keys", "ok"),
     ]
@@ -72,7 +73,7 @@ def test_worker_processes_queued_jobs(tmp_path, backend):
     if backend == "redis":
         _clientbase(env, "shell", "-c", "import django_rq; django_rq.get_queue().empty()")
     # when the daily jobs are queued and a worker drains the queue
-    assert _clientbase(env, "cron", "--background").strip() == "4 jobs queued"
+    assert _clientbase(env, "cron", "--background").strip() == "5 jobs queued"
     _clientbase(env, "worker", "--batch")
     # then every job ran once, in the worker
     out = _clientbase(
@@ -84,6 +85,6 @@ def test_worker_processes_queued_jobs(tmp_path, backend):
         "print(sorted(CronRun.objects.values_list('job', 'status')))",
     )
     assert out.strip() == (
-        "[('clear_sessions', 'ok'), ('deferred_actions', 'ok'), "
+        "[('clear_sessions', 'ok'), ('deferred_actions', 'ok'), ('import_uploads', 'ok'), "
         "('prune_automation_log', 'ok'), ('prune_idempotency_keys', 'ok')]"
     )

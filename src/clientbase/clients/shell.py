@@ -94,10 +94,24 @@ def _run_deferred_actions(day) -> str:
     ) % {"done": done, "failed": failed}
 
 
+def _sweep_import_uploads(day) -> str:
+    from clientbase.clients.io_views import sweep_uploads
+
+    gone = sweep_uploads()
+    return ngettext(
+        "%(count)d import upload older than a day removed",
+        "%(count)d import uploads older than a day removed",
+        gone,
+    ) % {"count": gone}
+
+
 def register() -> None:
     """Hook the clients module into the navigation, dashboard, search and daily jobs."""
     register_job("deferred_actions", _("Run the deferred account changes that fall due"))(
         _run_deferred_actions
+    )
+    register_job("import_uploads", _("Remove client import files older than a day"))(
+        _sweep_import_uploads
     )
     register_nav(NavEntry("clients", _("All clients"), "clients:list"))
     register_nav(NavEntry("clients", _("Add a client"), "clients:add", "clients.add"))
