@@ -102,3 +102,15 @@ def test_api_duplicates(api_client, ann):
     seen = client_create(by=ann, name="Alpha SARL", email="alpha@example.com")
     response = api_client(ann).get("/api/v1/clients/duplicates", {"email": "Alpha@Example.com"})
     assert response.json() == [{"field": "email", "client_id": seen.pk, "number": seen.number}]
+
+
+def test_api_list_pages_by_keyset(api_client, ann):
+    made = [client_create(by=ann, name=f"Client {i}", email=f"k{i}@example.com") for i in range(5)]
+    http = api_client(ann)
+    first = http.get("/api/v1/clients", {"limit": 2}).json()
+    assert [c["name"] for c in first["items"]] == ["Client 4", "Client 3"]
+    after = first["items"][-1]["id"]
+    second = http.get("/api/v1/clients", {"limit": 2, "after": after}).json()
+    assert [c["name"] for c in second["items"]] == ["Client 2", "Client 1"]
+    assert second["count"] == 3
+    assert made[0].pk < after

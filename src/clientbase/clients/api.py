@@ -263,9 +263,17 @@ def _references(request: HttpRequest, data: dict) -> dict:
 
 @router.get("", response={200: list[ClientOut], **problems(422)}, summary="List clients")
 @paginate(Page)
-def client_list(request: HttpRequest, q: Text = ""):
-    """Clients you may see, newest first; `q` finds by number, name, email or phone."""
-    return queries.client_search(request.user, q).order_by("-id")
+def client_list(request: HttpRequest, q: Text = "", after: Id | None = None):
+    """Clients you may see, newest first.
+
+    `q` finds a fragment of the number, names, email, phone, tax ids or custom values. For
+    deep lists pass `after` (the last id you got) with offset 0: each page is then as fast as
+    the first.
+    """
+    found = queries.client_search(request.user, q)
+    if after is not None:
+        found = found.filter(pk__lt=after)
+    return found.order_by("-id")
 
 
 class DuplicateOut(Schema):
