@@ -119,7 +119,7 @@ class ClientForm(StyledForm, forms.ModelForm):
                     {
                         "data-duplicate-check": name,
                         "hx-get": reverse("clients:duplicates"),
-                        "hx-trigger": "input changed delay:250ms, change",
+                        "hx-trigger": "load, input changed delay:250ms, change",
                         "hx-target": f"#duplicates-{name}",
                         "hx-include": "[name=country],[name=kind]",
                         "hx-vals": json.dumps({"exclude": self.instance.pk or ""}),
@@ -132,6 +132,7 @@ class ClientForm(StyledForm, forms.ModelForm):
             self.fields[CUSTOM_PREFIX + field.code] = _custom_form_field(
                 field, stored.get(field.code)
             )
+        self.style_fields()
 
     def client_data(self) -> dict:
         """The cleaned values as the services take them, custom fields under `custom`."""

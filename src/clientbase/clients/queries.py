@@ -3,7 +3,7 @@
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 
 from clientbase.clients import search
 from clientbase.clients.models import Client, DeferredAction, Note
@@ -84,7 +84,10 @@ def newsfeed_of(
     user, client: Client, *, category: str = "", reference: str = ""
 ) -> QuerySet[Event]:
     """The account's history (clients merged into it included), newest first, filtered."""
-    events = visible(Event.objects.filter(client__in=history_ids(client)), user)
+    # A merged client's own "merged into" line would read oddly on the survivor's page.
+    events = visible(Event.objects.filter(client__in=history_ids(client)), user).exclude(
+        ~Q(client=client), type="client.merged_away"
+    )
     if category in EventCategory.values:
         events = events.filter(category=category)
     if reference := reference.strip():

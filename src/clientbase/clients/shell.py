@@ -56,7 +56,7 @@ def _account_figures(user, client) -> list[tuple[str, str]]:
         (_("Since"), since.isoformat()),
         (_("Client since"), timezone.localdate(client.created_at).isoformat()),
         (_("Manager"), client.owner.display_name if client.owner else "—"),
-        (_("Group"), client.group.name if client.group else "—"),
+        (_("Client group"), client.group.name if client.group else "—"),
     ]
 
 

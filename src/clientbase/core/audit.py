@@ -6,6 +6,7 @@ from typing import Any
 from django.contrib.contenttypes.models import ContentType
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
+from django.db.models.fields.files import FieldFile
 
 from clientbase.core.models import AuditAction, AuditEntry
 
@@ -18,6 +19,8 @@ def _audited_fields(obj: models.Model) -> list[models.Field]:
 
 def _plain(value: Any) -> Any:
     """A value as the JSON column will keep it, so before/after compare like for like."""
+    if isinstance(value, FieldFile):
+        return value.name or ""
     return value if _is_json_native(value) else DjangoJSONEncoder().default(value)
 
 

@@ -235,7 +235,7 @@ def condition_fields() -> dict[str, str]:
     from clientbase.clients.models import Client
 
     names = ["kind", "country", "status", "currency", "language", "payment_method", "tax_exempt"]
-    found = {n: str(Client._meta.get_field(n).verbose_name) for n in names}
+    found = {n: str(Client._meta.get_field(n).verbose_name).capitalize() for n in names}
     for field in CustomField.objects.filter(applies_to=CustomField.AppliesTo.CLIENT):
         found[f"custom.{field.code}"] = field.label
     return found

@@ -13,6 +13,11 @@ def add_service_errors(form: forms.Form, error: ServiceError) -> None:
         target = field if field in form.fields else None
         for message in messages:
             form.add_error(target, message)
+        if target is not None:
+            widget = form.fields[target].widget
+            if "is-invalid" not in widget.attrs.get("class", ""):
+                widget.attrs["class"] = widget.attrs.get("class", "") + " is-invalid"
+            widget.attrs["aria-invalid"] = "true"
 
 
 def _css_class(widget: forms.Widget) -> str:
@@ -28,9 +33,15 @@ class StyledForm:
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.style_fields()
+
+    def style_fields(self) -> None:
+        """Give each widget its Bootstrap class (again, for fields added since)."""
         for field in self.fields.values():
             css = field.widget.attrs.get("class", "")
-            field.widget.attrs["class"] = f"{css} {_css_class(field.widget)}".strip()
+            wanted = _css_class(field.widget)
+            if wanted not in css.split():
+                field.widget.attrs["class"] = f"{css} {wanted}".strip()
 
     def full_clean(self):
         super().full_clean()

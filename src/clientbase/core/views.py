@@ -191,7 +191,10 @@ def server_error(request: HttpRequest) -> HttpResponse:
 @require_action("core.manage_custom_fields")
 def custom_field_list(request: HttpRequest) -> HttpResponse:
     """The custom fields administrators have defined, in form order."""
-    fields = CustomField.objects.order_by("applies_to", "position", "id")
+    fields = list(CustomField.objects.order_by("applies_to", "position", "id"))
+    conditions = customfields.condition_fields()
+    for field in fields:
+        field.condition_label = conditions.get(field.required_when_field, field.required_when_field)
     return render(request, "core/custom_field_list.html", {"fields": fields})
 
 
