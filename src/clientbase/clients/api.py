@@ -29,7 +29,6 @@ from clientbase.core.models import EventCategory
 router = Router()
 
 Reason = Annotated[Text, StringConstraints(min_length=1, max_length=500)]
-Description = Annotated[Text, StringConstraints(max_length=500)]
 
 
 def _require(request: HttpRequest, action: str) -> None:
@@ -808,7 +807,7 @@ def document_create(
     request: HttpRequest,
     client_id: Id,
     file: File[UploadedFile],
-    description: Form[Description] = "",
+    description: Form[str] = "",
 ):
     """Upload a file (multipart); its content decides whether it is accepted."""
     client = queries.client_get(request.user, client_id)

@@ -168,6 +168,9 @@ def _custom_form_field(field: CustomField, stored) -> forms.Field:
     common = {"label": field.label, "help_text": field.help_text, "required": False}
     if field.type == CustomField.Type.CHOICE:
         choices = [("", "—"), *[(c, c) for c in field.choices]]
+        if stored and stored not in field.choices:
+            # A choice since removed stays selectable for the clients that have it.
+            choices.append((stored, stored))
         made = forms.ChoiceField(choices=choices, initial=stored, **common)
     elif field.type == CustomField.Type.BOOLEAN:
         made = forms.TypedChoiceField(

@@ -564,6 +564,7 @@ def _to_tab(client, tab: str) -> HttpResponse:
     return redirect(reverse("clients:detail", args=[client.pk]) + f"?tab={tab}")
 
 
+@login_required
 @require_POST
 def document_add(request: HttpRequest, pk: int) -> HttpResponse:
     """Attach a document or photo to a client."""
@@ -603,6 +604,7 @@ def document_download(request: HttpRequest, pk: int, document_pk: int) -> FileRe
     return response
 
 
+@login_required
 @require_POST
 def document_delete(request: HttpRequest, pk: int, document_pk: int) -> HttpResponse:
     """Remove a document from a client."""

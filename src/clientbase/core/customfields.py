@@ -6,6 +6,7 @@ booleans. A value that is absent or empty is simply not stored.
 """
 
 import datetime as dt
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -18,6 +19,7 @@ from clientbase.core.errors import ServiceError
 from clientbase.core.models import CustomField
 
 MAX_TEXT = 500
+CODE_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,39}")
 MASK = "••••••"
 _TRUE = {"1", "true", "yes", "y", "on", "oui", "да", "có"}
 _FALSE = {"0", "false", "no", "n", "off", "non", "нет", "không"}
@@ -89,7 +91,11 @@ def _parse(field: CustomField, raw: Any) -> Any:
         raise ValueError(_("Answer yes or no."))
     if isinstance(raw, dt.date):
         raw = raw.isoformat()
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float | Decimal):
+        raise ValueError(_("Enter a single value."))
     text = str(raw).strip()
+    if "\x00" in text:
+        raise ValueError(_("Remove the NUL character: it cannot be stored."))
     if field.type == CustomField.Type.NUMBER:
         try:
             number = Decimal(text.replace(" ", "").replace(",", "."))
@@ -97,7 +103,10 @@ def _parse(field: CustomField, raw: Any) -> Any:
             raise ValueError(_("Enter a number, e.g. 1250 or 12.5.")) from None
         if not number.is_finite():
             raise ValueError(_("Enter a number, e.g. 1250 or 12.5."))
-        return str(number.normalize()) if number == number.to_integral() else str(number)
+        if number == number.to_integral():
+            number = number.to_integral_value()
+        # Plain digits, never exponent form ("1250", not "1.25E+3"), so search finds them.
+        return format(number, "f")
     if field.type == CustomField.Type.DATE:
         try:
             day = parse_date(text)
@@ -135,6 +144,13 @@ def clean_values(
             errors[f"custom.{code}"] = [_("There is no custom field %(code)s.") % {"code": code}]
     for code, raw in changes.items():
         if code not in fields:
+            continue
+        if raw == values.get(code) or (
+            # The mask a reader was shown for a secret, sent back: the secret stays.
+            fields[code].type == CustomField.Type.SECRET and raw == MASK
+        ):
+            # Unchanged, even when the field's rules have changed since it was stored
+            # (e.g. a choice an administrator has removed).
             continue
         if _empty(raw):
             values.pop(code, None)
@@ -202,8 +218,10 @@ def _clean_definition(field: CustomField) -> None:
     field.label = field.label.strip()
     if not field.code:
         errors["code"] = [_("Give the field a code, e.g. code_1c.")]
-    elif not field.code.replace("_", "").isalnum() or not field.code[0].isalpha():
-        errors["code"] = [_("Use lowercase letters, digits and _, starting with a letter.")]
+    elif not CODE_PATTERN.fullmatch(field.code):
+        errors["code"] = [
+            _("Use at most 40 lowercase letters a-z, digits and _, starting with a letter.")
+        ]
     if not field.label:
         errors["label"] = [_("Give the field a label.")]
     if field.type not in CustomField.Type.values:
@@ -228,6 +246,12 @@ def _clean_definition(field: CustomField) -> None:
         errors["required_when_field"] = [_("Choose a field of the client.")]
     if errors:
         raise ServiceError(errors=errors)
+
+
+def _in_use(field: CustomField) -> bool:
+    from clientbase.clients.models import Client
+
+    return Client.everything.filter(custom__has_key=field.code).exists()
 
 
 def condition_fields() -> dict[str, str]:
@@ -262,6 +286,13 @@ def custom_field_save(*, field: CustomField | None, by, **values) -> CustomField
                 raise ServiceError(
                     _("The code cannot change: imports, exports and the API use it."),
                     field="code",
+                )
+            if field.type != before["type"] and _in_use(field):
+                # A secret turned text would show every stored secret; a text turned number
+                # would hold values its type refuses.
+                raise ServiceError(
+                    _("Clients already have values in this field; its type cannot change."),
+                    field="type",
                 )
             _clean_definition(field)
             field.save()

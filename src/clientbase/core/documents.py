@@ -74,7 +74,11 @@ def _refused() -> ServiceError:
 
 def document_add(*, client, upload, by, description: str = "") -> Document:
     """Attach a file to a client after checking its size and what it really is."""
-    name = PurePath(upload.name or "").name.strip()[:200]
+    name = PurePath(upload.name or "").name.strip()
+    if len(name) > 200:
+        # Shorten the stem, never the suffix: the type is read from it.
+        suffix = PurePath(name).suffix[:20]
+        name = name[: 200 - len(suffix)] + suffix
     if not name:
         raise ServiceError(_("Choose a file."), field="file")
     if upload.size > MAX_DOCUMENT_BYTES:
@@ -94,7 +98,7 @@ def document_add(*, client, upload, by, description: str = "") -> Document:
     document = Document(
         client=client,
         name=name,
-        description=description.strip()[:500],
+        description=description.replace("\x00", "").strip()[:500],
         content_type=content_type,
         size=upload.size,
         sha256=digest.hexdigest(),
@@ -131,5 +135,10 @@ def document_delete(*, document: Document, by) -> None:
         )
         path, storage = document.file.name, document.file.storage
         document.delete()
-        if not Document.objects.filter(file=path).exists():
-            transaction.on_commit(lambda: storage.delete(path))
+        transaction.on_commit(lambda: _remove_unused(storage, path))
+
+
+def _remove_unused(storage, path: str) -> None:
+    """Remove a stored file unless a document (maybe attached meanwhile) still uses it."""
+    if not Document.objects.filter(file=path).exists():
+        storage.delete(path)

@@ -55,7 +55,7 @@ class StyledForm:
 class CustomFieldForm(StyledForm, forms.ModelForm):
     """An administrator's definition of a custom field; choices one per line."""
 
-    choices_text = forms.CharField(
+    choices = forms.CharField(
         label=_("Choices"),
         required=False,
         widget=forms.Textarea(attrs={"rows": 4}),
@@ -77,10 +77,10 @@ class CustomFieldForm(StyledForm, forms.ModelForm):
         if self.instance.pk:
             conditions.pop(f"custom.{self.instance.code}", None)
             self.fields["code"].disabled = True
-            self.fields["choices_text"].initial = "\n".join(self.instance.choices)
+            self.fields["choices"].initial = "\n".join(self.instance.choices)
         self.fields["required_when_field"].choices = [("", "—"), *conditions.items()]
         order = list(self.fields)
-        order.insert(order.index("help_text"), order.pop(order.index("choices_text")))
+        order.insert(order.index("help_text"), order.pop(order.index("choices")))
         self.order_fields(order)
 
     def _post_clean(self):
@@ -89,7 +89,7 @@ class CustomFieldForm(StyledForm, forms.ModelForm):
     def field_data(self) -> dict:
         """The cleaned definition as the service takes it."""
         data = dict(self.cleaned_data)
-        data["choices"] = data.pop("choices_text").splitlines()
+        data["choices"] = data["choices"].splitlines()
         if self.instance.pk:
             data.pop("code")
         return data
