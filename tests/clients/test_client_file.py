@@ -153,3 +153,29 @@ def test_dashboard_counts_clients_without_a_manager(signed_in, ann):
     assert (values["clients.unmanaged"], values["clients.new"]) == (1, 2)
     listing = http.get("/clients/?unmanaged=1")
     assert [c.name for c in listing.context["page"].items] == ["Orphan"]
+
+
+def test_subscriber_preferences_are_kept_in_order_and_checked(make_user):
+    from clientbase.clients.services import client_update
+
+    ann = make_user("ann", role="sales", unit="team_a")
+    client = client_create(
+        by=ann,
+        name="Prefs SA",
+        email="prefs@example.com",
+        preferred_channel="sms",
+        notices_opted_out=["newsletter", "reminders"],
+    )
+    assert (client.preferred_channel, client.notices_opted_out) == (
+        "sms",
+        ["reminders", "newsletter"],
+    )
+    assert client.notices_opted_out_labels == ["Payment reminders", "Newsletters"]
+    with pytest.raises(ServiceError) as refused:
+        client_update(client=client, by=ann, preferred_channel="fax", notices_opted_out=["spam"])
+    assert refused.value.message_dict == {
+        "preferred_channel": ["Choose email, SMS or post."],
+        "notices_opted_out": ["Choose among: invoices, reminders, service, newsletter."],
+    }
+    client.refresh_from_db()
+    assert (client.preferred_channel, client.version) == ("sms", 1)

@@ -81,6 +81,8 @@ class ClientOut(Schema):
     consent_email: bool
     consent_sms: bool
     consent_api: bool
+    preferred_channel: str
+    notices_opted_out: list[str]
     parent_id: int | None
     bill_to_parent: bool
     custom_fields: dict[str, Any] = Field(
@@ -144,6 +146,8 @@ class ClientIn(Schema):
     consent_email: bool = False
     consent_sms: bool = False
     consent_api: bool = False
+    preferred_channel: Client.Channel = Client.Channel.EMAIL
+    notices_opted_out: list[Client.Notice] = Field(default_factory=list)
     parent_id: Id | None = Field(None, description="the parent company of a member company")
     bill_to_parent: bool = False
     custom_fields: dict[str, Any] = Field(
@@ -191,6 +195,8 @@ class ClientPatch(Schema):
     consent_email: bool | None = None
     consent_sms: bool | None = None
     consent_api: bool | None = None
+    preferred_channel: Client.Channel | None = None
+    notices_opted_out: list[Client.Notice] | None = None
     parent_id: Id | None = None
     bill_to_parent: bool | None = None
     custom_fields: dict[str, Any] | None = Field(

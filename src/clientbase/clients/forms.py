@@ -18,7 +18,7 @@ from clientbase.core.models import CustomField
 # The form's sections, in order; fields marked with a * show in the simplified mode too.
 CLIENT_SECTIONS: list[tuple[str, list[str]]] = [
     (_("Client"), ["kind*", "first_name*", "last_name*", "company_name*"]),
-    (_("Contact"), ["email*", "phone*", "country*", "language"]),
+    (_("Contact"), ["email*", "phone*", "country*"]),
     (_("Identifiers"), ["tax_id*", "kpp", "national_id"]),
     (_("Address"), ["street", "postcode", "city"]),
     (
@@ -49,7 +49,17 @@ CLIENT_SECTIONS: list[tuple[str, list[str]]] = [
         ],
     ),
     (_("Group of companies"), ["parent", "bill_to_parent"]),
-    (_("Marketing consent"), ["consent_email", "consent_sms", "consent_api"]),
+    (
+        _("Consent and preferences"),
+        [
+            "consent_email",
+            "consent_sms",
+            "consent_api",
+            "language",
+            "preferred_channel",
+            "notices_opted_out",
+        ],
+    ),
 ]
 CUSTOM_PREFIX = "custom."
 # Fields whose value is checked against other clients while the clerk types (CUS-3).
@@ -78,6 +88,13 @@ class ClientForm(StyledForm, forms.ModelForm):
         model = Client
         fields = [f for f in EDITABLE if f not in ("name", "custom")]
         widgets = {"language": forms.Select(choices=settings.LANGUAGES)}
+
+    notices_opted_out = forms.MultipleChoiceField(
+        label=_("Notices the client does not want"),
+        choices=Client.Notice.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
 
     def __init__(self, *args, mode: str = "advanced", user=None, **kwargs):
         super().__init__(*args, **kwargs)

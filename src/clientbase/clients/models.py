@@ -30,6 +30,17 @@ class Client(Owned):
         INACTIVE = "inactive", _("Inactive")
         CLOSED = "closed", _("Closed")
 
+    class Channel(models.TextChoices):
+        EMAIL = "email", _("Email")
+        SMS = "sms", _("SMS")
+        POST = "post", _("Post")
+
+    class Notice(models.TextChoices):
+        INVOICES = "invoices", _("Invoices and receipts")
+        REMINDERS = "reminders", _("Payment reminders")
+        SERVICE = "service", _("Service notices")
+        NEWSLETTER = "newsletter", _("Newsletters")
+
     class PaymentMethod(models.TextChoices):
         BANK_TRANSFER = "bank_transfer", _("Bank transfer")
         CARD = "card", _("Card")
@@ -104,6 +115,11 @@ class Client(Owned):
     consent_email = models.BooleanField(_("email marketing"), default=False)
     consent_sms = models.BooleanField(_("SMS marketing"), default=False)
     consent_api = models.BooleanField(_("marketing through partners' APIs"), default=False)
+    # Subscriber preferences (CUS-10): how to reach the client, and which notices it refuses.
+    preferred_channel = models.CharField(
+        _("preferred channel"), max_length=8, choices=Channel.choices, default=Channel.EMAIL
+    )
+    notices_opted_out = models.JSONField(_("notices opted out of"), default=list, blank=True)
     # Hierarchy (CUS-14): a member company of a group; billing may send its charges up.
     parent = models.ForeignKey(
         "self",
@@ -153,6 +169,10 @@ class Client(Owned):
                 condition=models.Q(status__in=["active", "inactive", "closed"]),
                 name="client_status_valid",
             ),
+            models.CheckConstraint(
+                condition=models.Q(preferred_channel__in=["email", "sms", "post"]),
+                name="client_channel_valid",
+            ),
         ]
         indexes = [
             models.Index(Lower("name"), "id", name="client_name_lower"),
@@ -169,6 +189,11 @@ class Client(Owned):
         if values.get("custom"):
             values["custom"] = masked_for_audit(values["custom"])
         return values
+
+    @property
+    def notices_opted_out_labels(self) -> list[str]:
+        """The notices the client refuses, in the reader's language."""
+        return [str(Client.Notice(n).label) for n in self.notices_opted_out]
 
     @property
     def is_live(self) -> bool:

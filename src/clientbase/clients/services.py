@@ -99,6 +99,8 @@ EDITABLE = (
     "parent",
     "bill_to_parent",
     "custom",
+    "preferred_channel",
+    "notices_opted_out",
 )
 _TEXT_FIELDS = (
     "first_name",
@@ -136,6 +138,16 @@ def _clean_identity(client: Client, errors: dict) -> None:
     client.tags = ", ".join(dict.fromkeys(t.strip() for t in client.tags.split(",") if t.strip()))
     if client.payment_method not in Client.PaymentMethod.values:
         errors["payment_method"] = [_("Choose bank transfer, card, cash or other.")]
+    if client.preferred_channel not in Client.Channel.values:
+        errors["preferred_channel"] = [_("Choose email, SMS or post.")]
+    notices = client.notices_opted_out
+    if not isinstance(notices, list | tuple) or set(notices) - set(Client.Notice.values):
+        errors["notices_opted_out"] = [
+            _("Choose among: %(notices)s.") % {"notices": ", ".join(Client.Notice.values)}
+        ]
+    else:
+        # Kept in the choices' order, so an unchanged list never shows as a change.
+        client.notices_opted_out = [n for n in Client.Notice.values if n in notices]
     if client.referred_by_id is not None and client.referred_by_id == client.pk:
         errors["referred_by"] = [_("A client cannot refer itself.")]
 
