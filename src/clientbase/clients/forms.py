@@ -143,6 +143,8 @@ class ClientForm(StyledForm, forms.ModelForm):
                         "hx-sync": "this:replace",
                     }
                 )
+        if "preferred_channel" in self.fields:
+            self.fields["preferred_channel"].required = False
         self.custom_fields = customfields.fields_for(mode=mode)
         stored = self.instance.custom if self.instance.pk else {}
         for field in self.custom_fields:
@@ -154,6 +156,8 @@ class ClientForm(StyledForm, forms.ModelForm):
     def client_data(self) -> dict:
         """The cleaned values as the services take them, custom fields under `custom`."""
         data = {k: v for k, v in self.cleaned_data.items() if k != "version"}
+        if not data.get("preferred_channel"):
+            data.pop("preferred_channel", None)  # left out: the client keeps its channel
         custom = {}
         for field in self.custom_fields:
             value = data.pop(CUSTOM_PREFIX + field.code, None)
