@@ -235,7 +235,7 @@ def test_delete_is_refused_without_a_reason_or_with_members(ann):
     with pytest.raises(ServiceError) as refused:
         services.client_delete(client=holding, reason="Gone", by=ann)
     assert refused.value.messages == [
-        "1 member companies belong to this client; move them to another parent first."
+        "1 member company belongs to this client; move it to another parent first."
     ]
     assert Client.objects.filter(pk=holding.pk).exists()
 

@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Lower
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 from django_countries import countries
 
 from clientbase.accounts.models import User
@@ -1050,9 +1050,12 @@ def client_delete(*, client: Client, reason: str, by: User) -> Client:
         members = Client.objects.filter(parent=client).count()
         if members:
             raise ServiceError(
-                _(
+                ngettext(
+                    "%(count)d member company belongs to this client; "
+                    "move it to another parent first.",
                     "%(count)d member companies belong to this client; "
-                    "move them to another parent first."
+                    "move them to another parent first.",
+                    members,
                 )
                 % {"count": members}
             )

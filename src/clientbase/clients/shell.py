@@ -55,7 +55,7 @@ def _account_figures(user, client) -> list[tuple[str, str]]:
         (_("Status"), client.get_status_display()),
         (_("Since"), since.isoformat()),
         (_("Client since"), timezone.localdate(client.created_at).isoformat()),
-        (_("Manager"), client.owner.display_name if client.owner else "—"),
+        (_("Owner"), client.owner.display_name if client.owner else "—"),
         (_("Client group"), client.group.name if client.group else "—"),
     ]
 

@@ -13,6 +13,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils.dateparse import parse_date
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from clientbase.core.audit import audit_create, audit_update, snapshot
 from clientbase.core.errors import ServiceError
@@ -121,7 +122,10 @@ def _parse(field: CustomField, raw: Any) -> Any:
                 return choice
         raise ValueError(_("Choose one of: %(choices)s.") % {"choices": ", ".join(field.choices)})
     if len(text) > MAX_TEXT:
-        raise ValueError(_("At most %(count)d characters.") % {"count": MAX_TEXT})
+        raise ValueError(
+            ngettext("At most %(count)d character.", "At most %(count)d characters.", MAX_TEXT)
+            % {"count": MAX_TEXT}
+        )
     return text
 
 

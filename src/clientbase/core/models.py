@@ -317,7 +317,7 @@ class CustomField(models.Model):
     # Required only when another field has a given value, e.g. when country is RU.
     required_when_field = models.CharField(_("required when field"), max_length=40, blank=True)
     required_when_value = models.CharField(_("has the value"), max_length=100, blank=True)
-    position = models.PositiveSmallIntegerField(_("position"), default=0)
+    position = models.PositiveSmallIntegerField(_("order in the form"), default=0)
     active = models.BooleanField(_("active"), default=True)
 
     class Meta:
@@ -356,7 +356,7 @@ class Document(models.Model):
         related_name="documents",
         verbose_name=_("client"),
     )
-    name = models.CharField(_("name"), max_length=200)
+    name = models.CharField(_("file name"), max_length=200)
     description = models.CharField(_("description"), max_length=500, blank=True)
     file = models.FileField(_("file"), upload_to=_document_path, max_length=200)
     content_type = models.CharField(_("type"), max_length=100)

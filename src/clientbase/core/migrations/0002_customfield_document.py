@@ -32,7 +32,7 @@ class Migration(migrations.Migration):
                 ('required', models.BooleanField(default=False, verbose_name='always required')),
                 ('required_when_field', models.CharField(blank=True, max_length=40, verbose_name='required when field')),
                 ('required_when_value', models.CharField(blank=True, max_length=100, verbose_name='has the value')),
-                ('position', models.PositiveSmallIntegerField(default=0, verbose_name='position')),
+                ('position', models.PositiveSmallIntegerField(default=0, verbose_name='order in the form')),
                 ('active', models.BooleanField(default=True, verbose_name='active')),
             ],
             options={
@@ -46,7 +46,7 @@ class Migration(migrations.Migration):
             name='Document',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200, verbose_name='name')),
+                ('name', models.CharField(max_length=200, verbose_name='file name')),
                 ('description', models.CharField(blank=True, max_length=500, verbose_name='description')),
                 ('file', models.FileField(max_length=200, upload_to=clientbase.core.models._document_path, verbose_name='file')),
                 ('content_type', models.CharField(max_length=100, verbose_name='type')),
