@@ -6,30 +6,34 @@ import io as bytes_io
 import json
 import os
 import re
+import threading
 import time
 import zipfile
 
 import openpyxl
 import pytest
 from django.contrib.auth.context_processors import PermWrapper
+from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connection
+from django.db import DataError, IntegrityError, connection
 from django.template.loader import render_to_string
 from django.test.utils import CaptureQueriesContext
 from django.urls import include, path
+from django.utils import timezone, translation
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from clientbase import urls as site_urls
 from clientbase.accounts.models import Role
-from clientbase.clients import io, io_api, io_views
+from clientbase.clients import io, io_api, io_views, validation
 from clientbase.clients import urls as client_urls
-from clientbase.clients.models import Client
-from clientbase.clients.services import client_create
+from clientbase.clients.models import Client, ImportMapping
+from clientbase.clients.services import client_create, client_merge, client_update
 from clientbase.core.api_base import AUTH, ClientbaseAPI, install_problem_handlers
+from clientbase.core.customfields import custom_field_save
 from clientbase.core.errors import ServiceError
-from clientbase.core.models import Event
+from clientbase.core.models import AuditEntry, Event, NumberSeries
 
 # Until the lead wires the import pages and API into the site, this module serves them
 # itself: the client pages with the import ones under /clients/, and a test API with the
@@ -628,6 +632,23 @@ def test_a_file_with_too_many_rows_is_refused(monkeypatch):
     }
 
 
+def test_rows_with_line_breaks_in_their_cells_count_once_toward_the_limit(monkeypatch, mia):
+    monkeypatch.setattr(io, "MAX_ROWS", 3)
+    monkeypatch.setattr(io, "HEADER_SEARCH_ROWS", 1)
+    rows = [
+        ["Name", "Email", "Street"],
+        *[[f"C{i}", f"c{i}@example.com", "Flat 1\nHigh St"] for i in range(3)],
+    ]
+    upload = text_file(rows)
+    assert upload.read().count(b"\n") == 7
+    assert counts(run(upload, mia)) == (3, 0, 0, 0)
+    assert Client.objects.get(email="c0@example.com").street == "Flat 1\nHigh St"
+    with pytest.raises(io.UploadError):
+        io.inspect_upload(
+            text_file([*rows, ["C4", "c4@example.com", "x"], ["C5", "c5@example.com", "y"]])
+        )
+
+
 def test_a_workbook_longer_than_the_limit_stops_at_the_limit_and_says_so(monkeypatch, mia):
     monkeypatch.setattr(io, "MAX_ROWS", 3)
     rows = [["Name", "Email"], *[[f"C{i}", f"c{i}@example.com"] for i in range(5)]]
@@ -851,6 +872,18 @@ def test_export_costs_the_same_queries_for_any_number_of_clients(signed_in, mia,
     assert queries_of_export() == few
 
 
+def test_export_rows_keep_the_language_and_time_zone_they_were_asked_in(exported):
+    # the rows are made while the response streams, after the request's language is reset
+    with translation.override("fr"), timezone.override("Asia/Ho_Chi_Minh"):
+        rows = io.export_rows(Client.objects.filter(email="acme@example.com"), dates_as_text=True)
+    header, row = list(rows)
+    assert (header[0], header[-1], row[-1]) == (
+        "Numéro client",
+        "Créé",
+        "2026-03-01T16:30:00+07:00",
+    )
+
+
 def test_export_needs_the_export_permission(signed_in, ann, exported):
     http = signed_in(ann)
     assert http.get("/clients/export.csv").status_code == 403
@@ -915,10 +948,10 @@ def test_upload_map_dry_run_import_and_download_the_error_report(signed_in, post
         1, 0, 0, 2
     ]  # fmt: skip
     assert Client.objects.count() == 0
-    # the mapping was saved under its source name
-    assert http.session[io_views.SESSION_MAPPINGS] == {
-        "Leads": {"Name": "name", "E-mail": "email", "Страна": "country", "Notes": ""}
-    }
+    # the mapping was saved under its source name, for everyone
+    assert list(ImportMapping.objects.values_list("source", "columns", "updated_by")) == [
+        ("Leads", {"Name": "name", "E-mail": "email", "Страна": "country", "Notes": ""}, mia.pk)
+    ]
     # the import saves the good row
     response = post_run(http, mapping_url, {**choices, "action": "import"})
     page = http.get(response["Location"])
@@ -1216,3 +1249,577 @@ def test_api_import_needs_add_and_change(api_client, make_user):
     assert response.status_code == 403
     assert response.json()["title"] == "Forbidden"
     assert Client.objects.count() == 0
+
+
+# --- bulk import: the same outcome as the client services, in chunks ------------------------------
+
+
+def service_twin_values(client: Client) -> dict:
+    """A client's stored values that an import or the services decide (not id, number, time)."""
+    values = Client.everything.filter(pk=client.pk).values().get()
+    for name in ("id", "number", "email", "created_at"):
+        values.pop(name)
+    return values
+
+
+def audit_changes(client: Client) -> dict:
+    entry = AuditEntry.objects.get(object_id=str(client.pk), object_type__model="client")
+    return {
+        name: change
+        for name, change in entry.changes.items()
+        if name not in ("number", "email", "created_at")
+    }
+
+
+TWIN_ROWS = [
+    # kind, name, first name, last name, company name, email, phone, tax id, kpp, country
+    ["company", "Acme", "", "", "", "acme@example.com", "+33 1 99 00 11 88", "552 100 554", "", "FR"],
+    ["company", "Beta", "", "", "Beta Holding", "beta@example.com", "", "", "", ""],
+    ["individual", "", "Jean", "Dupont", "", "jean@example.com", "06 12 34 56 78", "", "", "FR"],
+    ["individual", "Marie Curie", "", "", "", "marie@example.com", "", "", "", "FR"],
+    ["individual", "", "", "", "Solo Trader", "solo@example.com", "", "", "", ""],
+    ["company", "Сбербанк", "", "", "", "sber@example.ru", "+7 495 500-55-50", "7707083893", "773601001", "RU"],
+]  # fmt: skip
+TWIN_HEADERS = [
+    "Kind", "Name", "First name", "Last name", "Company name", "Email", "Phone", "Tax id",
+    "KPP", "Country",
+]  # fmt: skip
+
+
+def test_a_bulk_created_client_is_what_client_create_makes_of_the_same_row(mia, ann):
+    # given rows of every shape: companies, people by first and last name or by one name
+    upload = text_file([TWIN_HEADERS, *TWIN_ROWS])
+    # when they are imported
+    result = run(upload, mia)
+    assert counts(result) == (6, 0, 0, 0)
+    # then each client, its audit entry and its event are what the services write for it
+    for row in TWIN_ROWS:
+        imported = Client.objects.get(email=row[5])
+        fields = {
+            "kind": row[0],
+            "name": row[1] or row[4],
+            "first_name": row[2],
+            "last_name": row[3],
+            "company_name": row[4] if row[0] == "company" else "",
+            "email": "twin." + row[5],
+            "phone": row[6],
+            "tax_id": row[7],
+            "kpp": row[8],
+            "country": row[9],
+        }
+        twin = client_create(by=mia, **fields)
+        assert service_twin_values(imported) == service_twin_values(twin), row
+        assert audit_changes(imported) == audit_changes(twin), row
+        event = Event.objects.get(client=imported)
+        assert (event.type, event.reference, event.details, event.actor) == (
+            "client.created",
+            imported.number,
+            {"name": imported.name},
+            mia,
+        )
+        assert (event.subject_id, event.owner_id, event.org_unit_id) == (
+            str(imported.pk),
+            mia.pk,
+            mia.org_unit_id,
+        )
+
+
+def test_a_bulk_change_is_what_client_update_makes_of_it(mia, ann):
+    # given two clients of ann, each stored with a phone not in its canonical form (old data)
+    old = [
+        client_create(by=mia, owner=ann, name=f"Old {n}", email=f"old{n}@example.com", country="FR")
+        for n in (1, 2)
+    ]
+    Client.objects.filter(pk__in=[c.pk for c in old]).update(phone="01 99 00 11 88")
+    # when a file renames the first (by number) and moves the second (by email)
+    upload = text_file(
+        [
+            ["Client number", "Name", "Email", "City"],
+            [old[0].number, "Renamed", "", ""],
+            ["", "", "OLD2@example.com", "Nice"],
+        ]
+    )
+    result = run(upload, mia)
+    assert counts(result) == (0, 2, 0, 0)
+    # then, as client_update does, the whole client is checked again: the phone is made canonical
+    first, second = (Client.objects.get(pk=c.pk) for c in old)
+    assert (first.name, first.company_name, first.phone, first.version) == (
+        "Renamed", "Renamed", "+33199001188", 2
+    )  # fmt: skip
+    assert (second.name, second.city, second.phone, second.version) == (
+        "Old 2", "Nice", "+33199001188", 2
+    )  # fmt: skip
+    changed = Event.objects.filter(type="client.changed").order_by("client_id")
+    assert [(e.client_id, e.reference, e.details["fields"]) for e in changed] == [
+        (first.pk, first.number, ["company_name", "name", "phone"]),
+        (second.pk, second.number, ["city", "phone"]),
+    ]
+    entry = AuditEntry.objects.get(object_id=str(second.pk), action="update")
+    assert entry.changes == {
+        "city": {"before": "", "after": "Nice"},
+        "phone": {"before": "01 99 00 11 88", "after": "+33199001188"},
+    }
+    assert (entry.actor, entry.object_repr) == (mia, f"{second.number} Old 2")
+
+
+def test_a_client_whose_old_data_no_longer_passes_is_reported_not_changed(mia, ann):
+    client = client_create(by=mia, owner=ann, name="Legacy", email="legacy@example.com")
+    Client.objects.filter(pk=client.pk).update(phone="12")
+    before = snapshot_base()
+    result = run(text_file([["Email", "City"], ["legacy@example.com", "Paris"]]), mia)
+    assert counts(result) == (0, 0, 0, 1)
+    assert errors_of(result) == [(2, "", "Add the country code, e.g. +33 1 99 00 11 88.")]
+    assert snapshot_base() == before
+
+
+def test_chunks_keep_the_file_rules_across_their_boundaries(mia, ann, monkeypatch, existing):
+    # given chunks of three rows
+    monkeypatch.setattr(io, "CHUNK_ROWS", 3)
+    alpha, beta = existing
+    rows = [["Client number", "Name", "Email"]]
+    rows += [["", f"New {n}", f"new{n}@example.com"] for n in range(5)]  # rows 2-6
+    rows += [["", "Again", "NEW1@example.com"]]  # row 7: repeats row 3's email
+    rows += [[alpha.number, "Alpha 1", ""]]  # row 8
+    rows += [["", "Alpha 2", "alpha@example.com"]]  # row 9: the client of row 8
+    rows += [[beta.number, "Beta 1", ""], ["", "Bad", "no-at"]]  # rows 10, 11
+    # when the file is imported
+    result = run(text_file(rows), mia)
+    # then every rule holds across chunks, and each client is written once
+    assert counts(result) == (5, 2, 0, 3)
+    assert errors_of(result) == [
+        (7, "Email", "This email is also in row 3 of this file."),
+        (9, "", "Row 8 of this file already changes this client."),
+        (11, "Email", "An email address has an @, as in name@example.com."),
+    ]
+    numbers = list(
+        Client.objects.filter(email__startswith="new")
+        .order_by("email")
+        .values_list("number", flat=True)
+    )
+    # numbers are the next ones of the series, without gaps, in the file's order
+    first = int(beta.number) + 1
+    assert numbers == [str(n) for n in range(first, first + 5)]
+    assert client_create(by=mia, name="Next", email="next@example.com").number == str(first + 5)
+    assert Event.objects.filter(type="client.created").count() == 2 + 5 + 1
+    assert AuditEntry.objects.filter(object_type__model="client", action="create").count() == 8
+
+
+def test_a_dry_run_over_many_chunks_counts_what_the_import_does(mia, existing, monkeypatch):
+    monkeypatch.setattr(io, "CHUNK_ROWS", 2)
+    dry = run(mixed_file(), mia, dry_run=True)
+    real = run(mixed_file(), mia)
+    assert counts(dry) == counts(real) == (2, 1, 1, 1)
+    assert errors_of(dry) == errors_of(real) == [(6, "Name", "A new client needs a name.")]
+
+
+def test_all_or_nothing_over_many_chunks_undoes_the_earlier_chunks(mia, existing, monkeypatch):
+    # given chunks of two rows and a file whose last row fails
+    monkeypatch.setattr(io, "CHUNK_ROWS", 2)
+    before = snapshot_base()
+    series = NumberSeries.objects.get(key="client").next_value
+    # when it is imported all or nothing
+    result = run(mixed_file(), mia, all_or_nothing=True)
+    # then the chunks written before the failure are undone, numbers included
+    assert (result.rolled_back, counts(result)) == (True, (2, 1, 1, 1))
+    assert snapshot_base() == before
+    assert AuditEntry.objects.filter(action="create", object_type__model="client").count() == 2
+    assert NumberSeries.objects.get(key="client").next_value == series
+
+
+def test_every_changed_client_gets_a_new_version_and_unchanged_ones_keep_theirs(mia, existing):
+    run(mixed_file(), mia)
+    versions = dict(Client.objects.values_list("email", "version"))
+    assert versions == {
+        "alpha@example.com": 2,
+        "beta@example.com": 1,
+        "gamma@example.com": 1,
+        "delta@example.com": 1,
+    }
+
+
+def test_a_chunk_the_database_refuses_goes_in_row_by_row(mia, monkeypatch):
+    # given a database that refuses one client row (as PostgreSQL refuses a too-long value)
+    real_insert = io._insert
+
+    def picky_insert(model, fields, rows):
+        if model is Client and any("Poison" in row for row in rows):
+            raise DataError("value too long")
+        real_insert(model, fields, rows)
+
+    monkeypatch.setattr(io, "_insert", picky_insert)
+    upload = text_file(
+        [["Name", "Email"], ["Good 1", "g1@example.com"], ["Poison", "p@example.com"],
+         ["Good 2", "g2@example.com"]]
+    )  # fmt: skip
+    # when the file is imported
+    result = run(upload, mia)
+    # then the other rows go in and the refused one is reported, leaving nothing behind
+    assert counts(result) == (2, 0, 0, 1)
+    assert errors_of(result) == [(3, "", "The database refused this row; nothing of it was saved.")]
+    assert sorted(Client.objects.values_list("name", flat=True)) == ["Good 1", "Good 2"]
+    assert Event.objects.filter(type="client.created").count() == 2
+    numbers = sorted(int(n) for n in Client.objects.values_list("number", flat=True))
+    assert numbers[1] - numbers[0] == 1  # the refused row's number was given back
+
+
+def test_a_chunk_that_meets_another_writer_is_matched_again(mia, ann, monkeypatch):
+    # given a client changed by someone else between the import's reading and its locking
+    client = client_create(by=mia, owner=ann, name="Busy", email="busy@example.com")
+    real_changes = io._Importer._changes
+    calls = []
+
+    def meanwhile(self, plans, *, locking):
+        calls.append(locking)
+        if len(calls) == 1:
+            Client.objects.filter(pk=client.pk).update(version=5)
+        return real_changes(self, plans, locking=locking)
+
+    monkeypatch.setattr(io._Importer, "_changes", meanwhile)
+    # when the import changes that client
+    result = run(text_file([["Email", "Name"], ["busy@example.com", "Busy SA"]]), mia)
+    # then the chunk is matched and written again, from the client as it is then
+    assert (calls, counts(result)) == ([True, True], (0, 1, 0, 0))
+    client.refresh_from_db()
+    assert (client.name, client.version) == ("Busy SA", 2)
+
+
+def test_a_dry_run_reports_a_client_changed_while_it_ran(mia, ann, monkeypatch):
+    client = client_create(by=mia, owner=ann, name="Busy", email="busy@example.com")
+    real_changes = io._Importer._changes
+
+    def meanwhile(self, plans, *, locking):
+        Client.objects.filter(pk=client.pk).update(version=5)
+        return real_changes(self, plans, locking=locking)
+
+    monkeypatch.setattr(io._Importer, "_changes", meanwhile)
+    upload = text_file([["Email", "Name"], ["busy@example.com", "Busy SA"]])
+    result = run(upload, mia, dry_run=True)
+    json.dumps(result.as_dict())  # as the import page keeps it
+    assert counts(result) == (0, 0, 0, 1)
+    assert errors_of(result) == [
+        (
+            2,
+            "",
+            "Someone else changed this client while the file was imported; import the file again.",
+        )
+    ]
+
+
+def test_a_clash_in_the_database_makes_the_chunk_go_again(mia, monkeypatch):
+    # given a database that refuses the first insert as a clash (another writer's email)
+    real_insert = io._insert
+    clashes = []
+
+    def clashing_once(model, fields, rows):
+        if model is Client and not clashes:
+            clashes.append(True)
+            raise IntegrityError("duplicate key value violates unique constraint")
+        real_insert(model, fields, rows)
+
+    monkeypatch.setattr(io, "_insert", clashing_once)
+    upload = text_file([["Name", "Email"], ["A", "a@example.com"], ["B", "b@example.com"]])
+    result = run(upload, mia)
+    # then the chunk is matched and written again, once, and nothing is lost or doubled
+    assert (clashes, counts(result)) == ([True], (2, 0, 0, 0))
+    assert Client.objects.count() == 2
+    assert Event.objects.filter(type="client.created").count() == 2
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_an_email_another_clerk_takes_meanwhile_makes_the_row_an_update(mia, ann, monkeypatch):
+    # given another clerk who saves the same client while the import has matched its chunk
+    real_plan = io._Importer.plan
+    raced = []
+
+    def clerk():
+        try:
+            client_create(by=mia, owner=ann, name="Race", email="race@example.com")
+        finally:
+            connection.close()
+
+    def meanwhile(self, rows, claimed, *, locking):
+        plans = real_plan(self, rows, claimed, locking=locking)
+        if not raced:
+            raced.append(True)
+            other = threading.Thread(target=clerk)
+            other.start()
+            other.join()
+        return plans
+
+    monkeypatch.setattr(io._Importer, "plan", meanwhile)
+    upload = text_file([["Name", "Email", "City"], ["Race", "race@example.com", "Oslo"]])
+    result = run(upload, mia)
+    # then the unique email stops the insert, and the chunk again finds the clerk's client
+    assert counts(result) == (0, 1, 0, 0)
+    assert list(Client.objects.values_list("name", "city", "version")) == [("Race", "Oslo", 2)]
+
+
+def test_an_import_costs_the_same_queries_for_any_number_of_rows(mia, ann):
+    def queries_of(rows: list[list[str]]) -> int:
+        upload = text_file([["Name", "Email", "City", "Owner"], *rows])
+        with CaptureQueriesContext(connection) as done:
+            result = run(upload, mia)
+        assert result.failed == 0
+        return len(done.captured_queries)
+
+    def new(first: int, count: int) -> list[list[str]]:
+        return [[f"C{n}", f"c{n}@example.com", "Paris", "ann"] for n in range(first, first + count)]
+
+    def moved(first: int, count: int) -> list[list[str]]:
+        return [[f"C{n}", f"c{n}@example.com", "Lyon", "ann"] for n in range(first, first + count)]
+
+    queries_of(new(100, 1))  # the first import creates the number series, fills caches
+    # creating 3 or 30 clients, then changing 3 or 30, and finding 3 or 30 unchanged
+    assert queries_of(new(0, 3)) == queries_of(new(3, 30))
+    assert queries_of(moved(0, 3)) == queries_of(moved(3, 30))
+    assert queries_of(moved(0, 3)) == queries_of(moved(3, 30))
+
+
+def test_new_clients_need_their_required_custom_fields(mia, admin_user):
+    # given a field every company needs, and one Russian clients need
+    custom_field_save(
+        field=None, by=admin_user, code="activity", label="Activity", for_individuals=False,
+        required=True,
+    )  # fmt: skip
+    custom_field_save(
+        field=None, by=admin_user, code="okpo", label="OKPO", required_when_field="country",
+        required_when_value="ru",
+    )  # fmt: skip
+    upload = text_file(
+        [
+            ["Kind", "Name", "Email", "Country"],
+            ["company", "Acme", "acme@example.com", "FR"],
+            ["individual", "Jean Dupont", "jean@example.com", "FR"],
+            ["individual", "Иван Петров", "ivan@example.com", "RU"],
+        ]
+    )
+    # when companies and people are imported
+    result = run(upload, mia)
+    # then the rows without a value the rules require fail, as client_create would refuse them
+    assert counts(result) == (1, 0, 0, 2)
+    assert errors_of(result) == [(2, "", "Activity is required."), (4, "", "OKPO is required.")]
+    assert list(Client.objects.values_list("email", "custom", "custom_search")) == [
+        ("jean@example.com", {}, "")
+    ]
+    with pytest.raises(ServiceError) as refused:
+        client_create(by=mia, name="Acme", email="twin.acme@example.com", country="FR")
+    assert refused.value.message_dict == {"custom.activity": ["Activity is required."]}
+
+
+def test_a_change_of_kind_sheds_custom_values_as_client_update_does(mia, ann, admin_user):
+    custom_field_save(
+        field=None, by=admin_user, code="activity", label="Activity", for_individuals=False
+    )
+    custom_field_save(field=None, by=admin_user, code="nickname", label="Nickname")
+    clients = [
+        client_create(
+            by=mia, owner=ann, name=f"Solo {n}", email=f"solo{n}@example.com",
+            custom={"activity": "Bakery", "nickname": "Solo"},
+        )
+        for n in (1, 2)
+    ]  # fmt: skip
+    # a value of a field since removed stays, as the services keep it
+    Client.objects.update(custom={"activity": "Bakery", "nickname": "Solo", "gone": "kept"})
+    # when the file turns the first into a person, and the services turn the second
+    run(text_file([["Email", "Kind"], ["solo1@example.com", "individual"]]), mia)
+    client_update(client=clients[1], by=mia, kind="individual")
+    # then both are the same, and so are their audit entries
+    imported, twin = (Client.objects.get(pk=c.pk) for c in clients)
+    assert (imported.custom, imported.custom_search, imported.version) == (
+        {"nickname": "Solo", "gone": "kept"},
+        "solo kept",
+        2,
+    )
+    assert (twin.custom, twin.custom_search) == (imported.custom, imported.custom_search)
+    changes = [
+        AuditEntry.objects.get(object_id=str(c.pk), action="update").changes for c in clients
+    ]
+    assert changes[0] == {
+        "kind": {"before": "company", "after": "individual"},
+        "company_name": {"before": "Solo 1", "after": ""},
+        "custom": {
+            "before": {"activity": "Bakery", "nickname": "Solo", "gone": "kept"},
+            "after": {"nickname": "Solo", "gone": "kept"},
+        },
+    }
+    assert changes[1] == changes[0] | {"company_name": {"before": "Solo 2", "after": ""}}
+
+
+def test_clients_merged_into_a_client_follow_it_to_its_new_owner(mia, ann, make_user):
+    bob = make_user("bob", role="sales", unit="team_b")
+    survivor = client_create(by=mia, owner=ann, name="Survivor", email="s@example.com")
+    merged = client_create(by=mia, owner=ann, name="Merged", email="m@example.com")
+    client_merge(survivor=survivor, merged=merged, by=mia)
+    result = run(text_file([["Email", "Owner"], ["s@example.com", "bob"]]), mia)
+    assert counts(result) == (0, 1, 0, 0)
+    moved = Client.everything.filter(pk__in=[survivor.pk, merged.pk]).order_by("pk")
+    assert list(moved.values_list("owner", "org_unit")) == [(bob.pk, bob.org_unit_id)] * 2
+
+
+def test_first_rows_remembers_a_million_keys_exactly():
+    seen = io._FirstRows()
+    for n in range(1, 200_001):
+        assert seen.first(n, n + 1) == n + 1
+        assert seen.first(f"client{n}@example.com", n + 1) == n + 1
+    assert seen.get(150_000) == 150_001
+    assert seen.get("client150000@example.com") == 150_001
+    assert seen.first("client7@example.com", 999) == 8
+    assert (seen.get(0), seen.get("nobody@example.com"), seen.get(200_001)) == (0, 0, 0)
+
+
+@hypothesis_settings(max_examples=400, deadline=None)
+@given(
+    text=st.one_of(
+        st.from_regex(
+            r"[A-Za-z0-9._+\-]{1,12}@[A-Za-z0-9.\-]{1,20}\.[A-Za-z\-]{1,6}", fullmatch=True
+        ),
+        st.text(alphabet="aZ09.-_+@ \t\"'()[]:;ÉéЖ\u00a0", max_size=30),
+    )
+)
+def test_the_quick_email_check_agrees_with_the_validator(text):
+    try:
+        expected = validation.normalize_email(text)
+    except ValidationError as refused:
+        with pytest.raises(ValidationError) as also:
+            io._email(text)
+        assert also.value.messages == refused.messages
+    else:
+        assert io._email(text) == expected
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_imports_of_the_same_file_at_once_duplicate_nothing(mia, monkeypatch):
+    # given a file of 400 new clients, read in chunks of 50
+    monkeypatch.setattr(io, "CHUNK_ROWS", 50)
+    rows = [["Name", "Email"], *[[f"C{n}", f"c{n}@example.com"] for n in range(400)]]
+    data = text_file(rows).read()
+    results: list = []
+    start = threading.Barrier(2)
+
+    def one_import():
+        try:
+            start.wait()
+            results.append(run(SimpleUploadedFile("clients.csv", data), mia))
+        finally:
+            connection.close()
+
+    # when two clerks import it at the same moment
+    threads = [threading.Thread(target=one_import) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # then every client is there once, and the two imports together created each once
+    assert Client.objects.count() == 400
+    assert sum(r.created for r in results) == 400
+    assert sum(r.created + r.unchanged for r in results) == 800
+    assert [r.failed for r in results] == [0, 0]
+    assert Event.objects.filter(type="client.created").count() == 400
+    numbers = sorted(int(n) for n in Client.objects.values_list("number", flat=True))
+    assert numbers == list(range(numbers[0], numbers[0] + 400))
+
+
+# --- saved mappings ---------------------------------------------------------------------------------
+
+
+def test_a_saved_mapping_is_shared_replaced_by_name_and_audited(
+    signed_in, post_run, mia, make_user
+):
+    rows = [["Nimi", "Posti"], ["Acme", "acme@example.com"]]
+    http = signed_in(mia)
+    mapping_url = http.post("/clients/import/", {"file": text_file(rows)})["Location"]
+    choices = {"column_0": "name", "column_1": "email", "action": "dry_run"}
+    post_run(http, mapping_url, {**choices, "source": "Finnish CRM"})
+    saved = ImportMapping.objects.get()
+    assert (saved.source, saved.columns, saved.updated_by) == (
+        "Finnish CRM",
+        {"Nimi": "name", "Posti": "email"},
+        mia,
+    )
+    # another clerk's upload of the same layout gets it preselected
+    tom = make_user("tom", role="manager", unit="region")
+    http = signed_in(tom)
+    page = http.get(http.post("/clients/import/", {"file": text_file(rows)})["Location"])
+    assert page.context["source"] == "Finnish CRM"
+    form = page.context["form"]
+    assert [form[name].initial for name in form.columns] == ["name", "email"]
+    # and saving under the same name replaces it
+    post_run(
+        http,
+        page.request["PATH_INFO"],
+        {"column_0": "", "column_1": "email", "action": "dry_run", "source": "Finnish CRM"},
+    )
+    saved = ImportMapping.objects.get()
+    assert (saved.columns, saved.updated_by) == ({"Nimi": "", "Posti": "email"}, tom)
+    entries = AuditEntry.objects.filter(object_type__model="importmapping").order_by("id")
+    assert [(e.action, e.actor, e.changes["columns"]["after"]) for e in entries] == [
+        ("create", mia, {"Nimi": "name", "Posti": "email"}),
+        ("update", tom, {"Nimi": "", "Posti": "email"}),
+    ]
+
+
+def test_a_saved_mapping_is_chosen_from_the_list(signed_in, mia):
+    sheet = io.Sheet(format=io.CSV, headers=("A", "B"))
+    io.mapping_save(source="Other layout", sheet=sheet, mapping=["name", "email"], by=mia)
+    http = signed_in(mia)
+    rows = [["Kunde", "Mail"], ["Acme", "acme@example.com"]]
+    mapping_url = http.post("/clients/import/", {"file": text_file(rows)})["Location"]
+    page = http.get(mapping_url)
+    assert page.context["source"] == ""
+    assert b'<option value="Other layout">Other layout</option>' in page.content
+
+
+def test_api_imports_with_a_saved_mapping_and_the_json_over_it(api_client, mia):
+    sheet = io.Sheet(format=io.CSV, headers=("Kunde", "Mail", "Stadt"))
+    io.mapping_save(source="German shop", sheet=sheet, mapping=["name", "email", "city"], by=mia)
+    upload = text_file([["Kunde", "Mail", "Stadt"], ["Acme", "acme@example.com", "Köln"]])
+    http = api_client(mia)
+    response = http.post(API_URL, {"file": upload, "mapping_source": "German shop"})
+    assert (response.status_code, response.json()["created"]) == (200, 1)
+    assert list(Client.objects.values_list("name", "city")) == [("Acme", "Köln")]
+    # the JSON mapping wins over the saved one for the columns it names
+    upload = text_file([["Kunde", "Mail", "Stadt"], ["Beta", "beta@example.com", "Bonn"]])
+    response = http.post(
+        API_URL,
+        {"file": upload, "mapping_source": "German shop", "mapping": '{"Stadt": ""}'},
+    )
+    assert (response.status_code, response.json()["created"]) == (200, 1)
+    assert Client.objects.get(email="beta@example.com").city == ""
+
+
+def test_api_refuses_an_unknown_saved_mapping(api_client, mia):
+    upload = text_file([["Name", "Email"], ["Acme", "acme@example.com"]])
+    response = api_client(mia).post(API_URL, {"file": upload, "mapping_source": "Nope"})
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {"field": "mapping_source", "message": "No column mapping is saved as “Nope”."}
+    ]
+    assert Client.objects.count() == 0
+
+
+# --- the workbook writer ----------------------------------------------------------------------------
+
+
+def test_the_workbook_writer_keeps_text_numbers_dates_and_drops_what_xml_cannot_carry(settings):
+    settings.TIME_ZONE = "Europe/Paris"
+    rows = [
+        ["Text", "Number", "Date", "Empty"],
+        ['<b>&"x"', 42, dt.datetime(2026, 7, 1, 12, 30, 15, tzinfo=dt.UTC), ""],
+        ["bell\x07 and tab\t", 2.5, None, None],
+        ["  spaced  ", True, "", "last"],
+    ]
+    data = b"".join(io.xlsx_chunks(iter(rows), title="Clients: [all]/x"))
+    book = openpyxl.load_workbook(bytes_io.BytesIO(data))
+    sheet = book.active
+    assert sheet.title == "Clients   all  x"
+    assert [[cell.value for cell in row] for row in sheet.iter_rows()] == [
+        ["Text", "Number", "Date", "Empty"],
+        ['<b>&"x"', 42, dt.datetime(2026, 7, 1, 14, 30, 15), None],
+        ["bell and tab\t", 2.5, None, None],
+        ["  spaced  ", True, None, "last"],
+    ]
+    assert sheet["C2"].number_format == "yyyy-mm-dd hh:mm:ss"
+    assert [sheet[f"{c}1"].font.b for c in "ABCD"] == [True] * 4
+    assert sheet["A2"].font.b is False

@@ -39,10 +39,14 @@ class ImportOut(Schema):
     )
 
 
-def _mapping(sheet: io.Sheet, text: str) -> list[str]:
-    """The mapping sent as JSON: {"header": "field" or ""}; columns left out are guessed."""
+def _mapping(sheet: io.Sheet, text: str, source: str) -> list[str]:
+    """The mapping sent as JSON ({"header": "field" or ""}) over the saved one named `source`.
+
+    Columns neither names are guessed from their headers.
+    """
+    saved = io.saved_mapping(source).columns if source.strip() else {}
     if not text.strip():
-        return io.check_mapping(sheet, io.guess_mapping(sheet.headers))
+        return io.check_mapping(sheet, io.guess_mapping(sheet.headers, saved))
     try:
         named = json.loads(text)
     except ValueError:
@@ -57,7 +61,15 @@ def _mapping(sheet: io.Sheet, text: str) -> list[str]:
             "The mapping must be a JSON object of column headers to field names.",
             field="mapping",
         )
-    return io.mapping_from_headers(sheet, {k: v or "" for k, v in named.items()})
+    named = {header: name or "" for header, name in named.items()}
+    # The JSON wins over the saved mapping; of the saved one, only headers this file has count.
+    chosen = set(named.values()) - {""}
+    kept = {
+        header: name
+        for header, name in saved.items()
+        if header in sheet.headers and header not in named and name not in chosen
+    }
+    return io.mapping_from_headers(sheet, kept | named)
 
 
 DESCRIPTION = (
@@ -69,7 +81,10 @@ DESCRIPTION = (
     "empty cells change nothing, so importing a file twice changes nothing the second time.\n\n"
     '`mapping` is a JSON object from column header to field, or "" to leave a column out; '
     "columns it does not name are guessed from their headers (English, Russian, French, "
-    "Vietnamese). Fields: " + ", ".join(f"`{name}`" for name in io.FIELDS) + ".\n\n"
+    "Vietnamese). `mapping_source` names a mapping saved on the import page (e.g. "
+    '"1C export"), to start from instead of the guess. Fields: '
+    + ", ".join(f"`{name}`" for name in io.FIELDS)
+    + ".\n\n"
     "A failed row is reported (row, column, message) and skipped; with `all_or_nothing` one "
     "failed row saves nothing. `dry_run` checks every row and saves nothing. A file refused as "
     "a whole (format, size, zip or XML bomb) is a 422 problem at the field `file`."
@@ -90,6 +105,7 @@ def build_router() -> Router:
         request: HttpRequest,
         file: File[UploadedFile],
         mapping: Form[str] = "",
+        mapping_source: Form[str] = "",
         dry_run: Form[bool] = False,
         all_or_nothing: Form[bool] = False,
     ):
@@ -98,7 +114,7 @@ def build_router() -> Router:
         if not (user.has_perm("clients.add") and user.has_perm("clients.change")):
             raise PermissionDenied
         sheet = io.inspect_upload(file)
-        columns = _mapping(sheet, mapping)
+        columns = _mapping(sheet, mapping, mapping_source)
         result = io.import_clients(
             file, sheet, columns, by=user, dry_run=dry_run, all_or_nothing=all_or_nothing
         )

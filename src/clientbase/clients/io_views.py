@@ -5,8 +5,8 @@ under MEDIA_ROOT/imports/<user id>/<random token>/ until the same user's next up
 later sweeps it; nobody else can name it, as the user's id is part of the path. Dry runs
 and imports run as a background task (`clientbase worker`), so a large file outlasts no
 request timeout; the result page polls until the result is there.
-Saved column mappings live in the user's session, per source name (they last as long as
-the session does).
+Column mappings are saved in the database under the name of where such files come from,
+shared by all staff; a file whose headers match a saved mapping gets it preselected.
 """
 
 import datetime as dt
@@ -14,7 +14,6 @@ import json
 import re
 import secrets
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import filesizeformat
 from django.urls import path, re_path
@@ -42,8 +41,6 @@ from clientbase.core.forms import StyledForm, add_service_errors
 from clientbase.core.permissions import require_action
 
 JOB_TTL = dt.timedelta(days=1)
-SESSION_MAPPINGS = "client_import_mappings"
-MAX_SAVED_MAPPINGS = 50
 ERRORS_SHOWN = 100
 # A run queued this long ago without a result probably waits for a worker that is not there.
 WORKER_HINT_AFTER = dt.timedelta(minutes=2)
@@ -179,29 +176,6 @@ def _job(user, token: str) -> Job:
     )
 
 
-# --- saved mappings ----------------------------------------------------------------------------
-
-
-def _saved_mappings(request: HttpRequest) -> dict[str, dict[str, str]]:
-    return request.session.get(SESSION_MAPPINGS, {})
-
-
-def _save_mapping(request: HttpRequest, source: str, sheet: io.Sheet, mapping: list[str]) -> None:
-    saved = dict(_saved_mappings(request))
-    saved.pop(source, None)
-    saved[source] = dict(zip(sheet.headers, mapping, strict=True))
-    # The newest last: the oldest go first when there are too many.
-    request.session[SESSION_MAPPINGS] = dict(list(saved.items())[-MAX_SAVED_MAPPINGS:])
-
-
-def _matching_source(saved: dict[str, dict[str, str]], sheet: io.Sheet) -> str:
-    """The saved mapping made for a file with exactly these headers, if any (newest first)."""
-    for source, mapping in reversed(saved.items()):
-        if set(mapping) == set(sheet.headers):
-            return source
-    return ""
-
-
 # --- forms -------------------------------------------------------------------------------------
 
 
@@ -220,9 +194,10 @@ class MappingForm(StyledForm, forms.Form):
     source = forms.CharField(
         label=gettext_lazy("Save this mapping as"),
         required=False,
-        max_length=80,
+        max_length=100,
         help_text=gettext_lazy(
-            "A name for where such files come from (e.g. “1C export”), to reuse the mapping."
+            "A name for where such files come from (e.g. “1C export”): everyone who imports "
+            "can then reuse the mapping."
         ),
     )
     all_or_nothing = forms.BooleanField(
@@ -295,15 +270,18 @@ def import_mapping(request: HttpRequest, token: str) -> HttpResponse:
     """Map the file's columns to client fields, then dry-run or import."""
     _may_import(request)
     job = _job(request.user, token)
-    saved = _saved_mappings(request)
+    saved = {mapping.source: mapping for mapping in io.saved_mappings()}
     source = request.GET.get("source", "")
     if source not in saved:
-        source = _matching_source(saved, job.sheet)
+        matching = io.matching_mapping(job.sheet, saved.values())
+        source = matching.source if matching is not None else ""
     last = job.run()
     if request.GET.get("again") and last and len(last["mapping"]) == len(job.sheet.headers):
         mapping = last["mapping"]
     else:
-        mapping = io.guess_mapping(job.sheet.headers, saved.get(source))
+        mapping = io.guess_mapping(
+            job.sheet.headers, saved[source].columns if source in saved else None
+        )
     form = MappingForm(
         request.POST or None,
         sheet=job.sheet,
@@ -318,6 +296,8 @@ def import_mapping(request: HttpRequest, token: str) -> HttpResponse:
         mapping = form.cleaned_data["mapping"]
         dry_run = request.POST.get("action") != "import"
         all_or_nothing = form.cleaned_data["all_or_nothing"]
+        if name := form.cleaned_data["source"].strip():
+            io.mapping_save(source=name, sheet=job.sheet, mapping=mapping, by=request.user)
         run_id = job.start_run(mapping=mapping, dry_run=dry_run, all_or_nothing=all_or_nothing)
         arguments = {
             "user_id": request.user.pk,
@@ -326,8 +306,6 @@ def import_mapping(request: HttpRequest, token: str) -> HttpResponse:
             "language": translation.get_language(),
         }
         transaction.on_commit(lambda: run_import.enqueue(**arguments))
-        if name := form.cleaned_data["source"].strip():
-            _save_mapping(request, name, job.sheet, mapping)
         return redirect("clients:import_result", token=job.token)
     with job.upload.open("rb") as upload:
         try:
@@ -347,7 +325,7 @@ def import_mapping(request: HttpRequest, token: str) -> HttpResponse:
             ],
             "rows": rows,
             "headers": job.sheet.labels,
-            "saved_sources": list(saved),
+            "saved": list(saved.values()),
             "source": source,
         },
     )
@@ -422,30 +400,25 @@ def export(request: HttpRequest, fmt: str) -> HttpResponse:
     if request.GET.get("unmanaged") == "1":
         found = found.filter(owner__isnull=True)
     stamp = clock.now().strftime("%Y%m%d-%H%M%S")
-    return _download(io.export_rows(found), fmt, filename=f"clients-{stamp}", title=_("Clients"))
+    rows = io.export_rows(found, dates_as_text=fmt == "csv")
+    return _download(rows, fmt, filename=f"clients-{stamp}", title=_("Clients"))
 
 
 def _download(rows, fmt: str, *, filename: str, title: str) -> HttpResponse:
-    """Rows streamed as CSV, or written to a spooled workbook sent as XLSX."""
+    """Rows streamed as CSV or XLSX, written as they are sent: a million rows wait for nothing."""
     if fmt == "csv":
         response = StreamingHttpResponse(
             io.csv_chunks(rows), content_type="text/csv; charset=utf-8"
         )
-        # The name may come from the uploaded file: quoted and encoded as the RFC says.
-        response["Content-Disposition"] = content_disposition_header(
-            as_attachment=True, filename=f"{filename}.csv"
+    else:
+        response = StreamingHttpResponse(
+            io.xlsx_chunks(rows, title=title), content_type=io.XLSX_CONTENT_TYPE
         )
-        return response
-    # A temporary file, not memory: the workbook may hold a million rows; closing deletes it.
-    target = tempfile.TemporaryFile()  # noqa: SIM115 - FileResponse closes it when sent
-    io.write_xlsx(rows, target, title=title)
-    target.seek(0)
-    return FileResponse(
-        target,
-        as_attachment=True,
-        filename=f"{filename}.xlsx",
-        content_type=io.XLSX_CONTENT_TYPE,
+    # The name may come from the uploaded file: quoted and encoded as the RFC says.
+    response["Content-Disposition"] = content_disposition_header(
+        as_attachment=True, filename=f"{filename}.{fmt}"
     )
+    return response
 
 
 urlpatterns = [

@@ -8,14 +8,22 @@ count: "elo" does not find "Élodie").
 
 - Each word of 3 characters or more must occur somewhere in the document; shorter words
   among them are left out (a trigram index cannot look them up).
-- A query of digits and phone signs (`+ - ( ) . /`, spaces) also matches its bare digits,
-  and without a leading national prefix 8 or 0: "8 916 123-45" finds +79161234567.
-- A query with no word of 3 characters (e.g. "Iv") finds the clients whose number is
-  exactly that, or whose name starts with it; both are indexed, so it stays fast.
+- A query of digits and phone signs (`+ - ( ) . /`, spaces) is a number: it matches its
+  bare digits, and without a leading national prefix 8 or 0: "8 916 123-45" finds
+  +79161234567, "06 12 34" finds +33612345678.
+- A query with no word of 3 characters (e.g. "Iv", "42") finds the client numbered exactly
+  that, and the clients whose name starts with it (the lower(name) index).
+- Results come newest first (-id); quick search puts the client numbered exactly as typed
+  first.
+
+Finding "the newest 20 matches" fast is the hard part at a million rows: SQLite's FTS5
+walks its matches in id order and stops early; PostgreSQL's trigram index cannot, so
+_pg_newest chooses between walking ids and using the index by itself. Pages never count.
 
 Everything goes through `core.visibility`; merged and deleted clients are never found.
 """
 
+import contextlib
 import datetime as dt
 import functools
 import operator
@@ -23,7 +31,8 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db.migrations.recorder import MigrationRecorder
 from django.db.models import (
     BigIntegerField,
     Case,
@@ -31,9 +40,9 @@ from django.db.models import (
     F,
     FloatField,
     Func,
+    Max,
     Q,
     QuerySet,
-    Subquery,
     TextField,
     Value,
     When,
@@ -56,9 +65,37 @@ QUICK_LIMIT = 20
 # A trigram index finds substrings of at least three characters.
 MIN_FRAGMENT = 3
 # Newest names per short (prefix) query that quick search checks for visibility.
-SHORT_CANDIDATES = 1000
+SHORT_CANDIDATES = 200
+# Older matches (beyond SQLITE_WINDOW) that quick search checks for visibility on SQLite.
+QUICK_CANDIDATES = 5000
+# The columns quick search loads: what a search box shows of a client.
+QUICK_FIELDS = (
+    "number",
+    "kind",
+    "name",
+    "company_name",
+    "email",
+    "phone",
+    "tax_id",
+    "status",
+    "owner",
+    "org_unit",
+)
 # Matches shown per identifier: enough to warn, not a list of every family sharing a phone.
-DUPLICATES_PER_FIELD = 10
+DUPLICATES_PER_FIELD = 5
+# The columns loaded of a duplicate (others load when read).
+DUPLICATE_FIELDS = (
+    "number",
+    "kind",
+    "name",
+    "email",
+    "phone",
+    "tax_id",
+    "national_id",
+    "status",
+    "owner",
+    "org_unit",
+)
 
 # Must equal the migration's: the index is on this very text (tests/clients/test_search.py).
 DOCUMENT_COLUMNS = (
@@ -72,12 +109,30 @@ DOCUMENT_COLUMNS = (
     "custom_search",
 )
 SQLITE_TABLE = "clients_client_search"
+# pg_trgm splits words at punctuation, so "o.dang" would leave it only "dang" to look up
+# (tens of thousands of rows to recheck); in the PostgreSQL document these signs become
+# letters nobody types, so trigrams span them, and fragments are translated alike. (FTS5's
+# trigram tokenizer keeps punctuation: SQLite needs no such thing.) replace(), four times,
+# costs far less a row than one translate().
+PG_JOINED = ".@-_"
+PG_JOINERS = "ǀǁǂǃ"
+_PG_JOIN = str.maketrans(PG_JOINED, PG_JOINERS)
+SQLITE_TRIGGERS = (
+    "clients_client_search_ai",
+    "clients_client_search_ad",
+    "clients_client_search_au",
+)
+PG_INDEX = "clients_client_search_trgm"
 # The FTS rowid a SQLite search selects and orders by; keyset_page pages by it.
 SEARCH_ROWID = "search_rowid"
 # The alias of the document a PostgreSQL search filters on; keyset_page looks for it.
 SEARCH_DOCUMENT = "search_document"
-# Newest clients a PostgreSQL search reads in id order before it turns to the index.
-WINDOW = 5000
+# Newest clients a PostgreSQL search reads in id order before it turns to the index, and
+# the most it reads on in id order when the first ones held some matches.
+WINDOW = 1000
+WALK_ON_ROWS = 5_000
+# Newest ids whose matches a SQLite search walks before it takes the rest as a set.
+SQLITE_WINDOW = 20_000
 
 # Client numbers have digits and no spaces: such a text may be one, worth a look-up.
 _MAYBE_NUMBER = re.compile(r"\S*[0-9]\S*")
@@ -114,11 +169,17 @@ def _read(text: str) -> _Query:
     if not text:
         return _Query()
     alternatives: list[tuple[str, ...]] = []
-    words = tuple(dict.fromkeys(w.lower() for w in text.split() if len(w) >= MIN_FRAGMENT))
-    if words:
-        alternatives.append(words)
-    for digits in _digit_variants(text):
-        alternatives.append((digits,))
+    digits = _digit_variants(text)
+    if digits:
+        # A number as typed, in one piece: "8 916 123" is one number, not three words.
+        compact = text.replace(" ", "")
+        alternatives += [
+            (variant,) for variant in [compact, *digits] if len(variant) >= MIN_FRAGMENT
+        ]
+    else:
+        words = tuple(dict.fromkeys(w.lower() for w in text.split() if len(w) >= MIN_FRAGMENT))
+        if words:
+            alternatives.append(words)
     alternatives = list(dict.fromkeys(alternatives))
     if not alternatives:
         return _Query(prefix=text)
@@ -136,7 +197,20 @@ class Document(Func):
         super().__init__(*(F(column) for column in DOCUMENT_COLUMNS))
 
     def as_postgresql(self, compiler, connection, **extra):
-        return self.as_sql(compiler, connection, arg_joiner=" || E'\\n' || ", **extra)
+        return self.as_sql(
+            compiler,
+            connection,
+            template=_pg_joined("(%(expressions)s)"),
+            arg_joiner=" || E'\\n' || ",
+            **extra,
+        )
+
+
+def _pg_joined(document: str) -> str:
+    """The PostgreSQL document with its punctuation made letters (see PG_JOINED)."""
+    for sign, letter in zip(PG_JOINED, PG_JOINERS, strict=True):
+        document = f"replace({document}, '{sign}', '{letter}')"
+    return document
 
 
 class Like(Lookup):
@@ -168,9 +242,22 @@ def _fts_query(query: _Query) -> str:
     )
 
 
+def _regex_escape(text: str) -> str:
+    # In a PostgreSQL regular expression, a backslash before any non-alphanumeric is literal.
+    return "".join(c if c.isalnum() else "\\" + c for c in text)
+
+
 def _document_condition(query: _Query) -> Q:
-    """The trigram-indexed condition on PostgreSQL: ILIKE '%word%' on the document."""
+    """The trigram-indexed condition on PostgreSQL, on the document alias.
+
+    Each word is an ILIKE '%word%'; alternatives of one word each (a phone number's forms)
+    are one case-insensitive regular expression, so a row is read once, not once per form.
+    """
     document = F(SEARCH_DOCUMENT)
+    alternatives = [[word.translate(_PG_JOIN) for word in words] for words in query.alternatives]
+    if len(alternatives) > 1 and all(len(words) == 1 for words in alternatives):
+        forms = "|".join(_regex_escape(words[0]) for words in alternatives)
+        return Q(**{f"{SEARCH_DOCUMENT}__iregex": f"({forms})"})
     return functools.reduce(
         operator.or_,
         (
@@ -178,7 +265,7 @@ def _document_condition(query: _Query) -> Q:
                 operator.and_,
                 (Q(Like(document, Value(f"%{_escape_like(word)}%"))) for word in words),
             )
-            for words in query.alternatives
+            for words in alternatives
         ),
     )
 
@@ -206,8 +293,7 @@ def _prefix_ids(prefix: str, *, newest: int | None) -> RawSQL:
     for start in _name_starts(prefix):
         # Every string that starts with `start` sorts before `end`, in code point order.
         end = start[:-1] + chr(ord(start[-1]) + 1)
-        # id + 0: sorted from the name range, not found by walking every id backwards.
-        bound = f" ORDER BY id + 0 DESC LIMIT {newest:d}" if newest else ""
+        bound = f" ORDER BY id DESC LIMIT {newest:d}" if newest else ""
         parts.append(
             f"SELECT id FROM (SELECT id FROM {table} WHERE lower(name) >= %s"
             f" AND lower(name) < %s{bound}) AS names{len(parts)}"
@@ -260,21 +346,156 @@ def client_search_queryset(user, text: str) -> QuerySet[Client]:
     return _matching(_visible_clients(user), _read(text))
 
 
+# --- Keyset pages ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeysetPage:
+    """One page of a list newest first, and where the next one starts (None: the last page)."""
+
+    items: list
+    next_after: int | None
+
+
+def _pg_newest(queryset: QuerySet, *, after: int | None, count: int) -> list:
+    """The newest `count` rows of a PostgreSQL trigram search, in two to four queries.
+
+    Walking ids backwards finds a common fragment at once but reads the whole table for a
+    rare one; the trigram index finds a rare one at once but fetches every row of a common
+    one. The planner often guesses wrong between them and by far (the filter on the whole
+    document costs microseconds a row, far more than it assumes), so the reads here are
+    bounded whatever it picks. First the newest WINDOW ids below the top (or `after`):
+    walked, or the index's matches intersected with that id range. Their share of matches
+    says how far walking on would go; within WALK_ON_ROWS, on through that many ids the
+    same way; what is still missing (a rarer fragment) comes through the index, ordered by
+    `id + 0` so that the planner cannot walk all the ids instead.
+    """
+    newest = queryset.order_by("-id")
+    if after is not None:
+        newest = newest.filter(pk__lt=after)
+        top = after
+    else:
+        top = (Client.everything.aggregate(top=Max("id"))["top"] or 0) + 1
+    # Numbers, not subqueries: so the planner knows how few ids a window holds.
+    floor = top - WINDOW
+    rows = list(newest.filter(pk__gte=floor)[:count])
+    missing = count - len(rows)
+    if rows and missing and floor > 1 and missing * WINDOW / len(rows) <= WALK_ON_ROWS:
+        bottom = floor - WALK_ON_ROWS
+        rows += list(newest.filter(pk__gte=bottom, pk__lt=floor)[:missing])
+        floor, missing = bottom, count - len(rows)
+    if not missing or floor <= 1:
+        return rows
+    # `id + 0` in the bound too, or PostgreSQL intersects the match bitmap with a bitmap of
+    # every id below the floor.
+    id_plus_0 = ExpressionWrapper(F("id") + 0, output_field=BigIntegerField())
+    rest = newest.alias(id_plus_0=id_plus_0).filter(id_plus_0__lt=floor)
+    return rows + list(rest.order_by(F("id_plus_0").desc())[:missing])
+
+
+def _newest_rows(queryset: QuerySet, *, after: int | None, count: int) -> list:
+    """The newest `count` rows of a queryset below id `after`, the fast way for its kind."""
+    if SEARCH_ROWID in queryset.query.extra_select:
+        # A SQLite quick search: page by the FTS rowid (the same id) so SQLite keeps walking
+        # the index newest first from `after` (see _fts_matching).
+        page = queryset.order_by(f"-{SEARCH_ROWID}")
+        if after is not None:
+            page = page.extra(where=[f"{SQLITE_TABLE}.rowid < %s"], params=[after])
+        return list(page[:count])
+    if SEARCH_DOCUMENT in queryset.query.annotations:
+        return _pg_newest(queryset, after=after, count=count)
+    page = queryset.order_by("-id")
+    if after is not None:
+        page = page.filter(pk__lt=after)
+    return list(page[:count])
+
+
+def _page(rows: list, size: int) -> KeysetPage:
+    items = rows[:size]
+    return KeysetPage(items=items, next_after=items[-1].pk if len(rows) > size else None)
+
+
+def keyset_page(queryset: QuerySet, *, after: int | None, size: int = 50) -> KeysetPage:
+    """The `size` rows after id `after` (None: the first page), by -id; never counts the rows."""
+    return _page(_newest_rows(queryset, after=after, count=size + 1), size)
+
+
+# --- Quick search pages ----------------------------------------------------------------------
+
+
+def _sqlite_newest(
+    base: QuerySet[Client], match: str, *, after: int | None, count: int, older: int | None
+) -> list:
+    """The newest `count` matches on SQLite, the visible ones of `base`, in one or two queries.
+
+    Walking the FTS index newest first stops at the page's end, but reads every match when
+    the user may see few of them (a French seller looking up a Vietnamese name): so it
+    walks the newest SQLITE_WINDOW ids only, and takes what is missing as a set (the
+    matches' ids, checked against the user's sight by index, then sorted); with `older`,
+    only that many of the newest older matches.
+    """
+    below = [] if after is None else [after]
+    top = "%s" if after is not None else f"(SELECT max(id) + 1 FROM {Client._meta.db_table})"
+    window = f"{SQLITE_TABLE}.rowid >= {top} - %s"
+    walk = _fts_matching(base, match).extra(
+        where=[window] + ([f"{SQLITE_TABLE}.rowid < %s"] if after is not None else []),
+        params=[*below, SQLITE_WINDOW, *below],
+    )
+    rows = list(walk[:count])
+    if len(rows) < count:
+        bound = "" if older is None else f" ORDER BY rowid DESC LIMIT {older:d}"
+        matches = RawSQL(
+            f"SELECT rowid FROM {SQLITE_TABLE} WHERE {SQLITE_TABLE} MATCH %s"
+            f" AND rowid < {top} - %s{bound}",
+            [match, *below, SQLITE_WINDOW],
+        )
+        rows += list(base.filter(pk__in=matches).order_by("-id")[: count - len(rows)])
+    return rows
+
+
+def _newest_matches(
+    user, query: _Query, *, after: int | None, count: int, newest: int | None, fields=()
+) -> list[Client]:
+    base = _visible_clients(user)
+    if fields:
+        base = base.only(*fields)
+    if query.alternatives and connection.vendor == "sqlite":
+        match = _fts_query(query)
+        return _sqlite_newest(base, match, after=after, count=count, older=newest)
+    return _newest_rows(_matching(base, query, newest=newest), after=after, count=count)
+
+
+def search_page(user, text: str, *, after: int | None = None, size: int = 50) -> KeysetPage:
+    """A page of quick-search results, newest first: what a list with a search box shows.
+
+    The same clients as keyset_page(client_search_queryset(user, text), …), found faster
+    when the user may see few of the matches.
+    """
+    rows = _newest_matches(user, _read(text), after=after, count=size + 1, newest=None)
+    return _page(rows, size)
+
+
 def quick_search(user, text: str, *, limit: int = QUICK_LIMIT) -> list[Client]:
     """The newest `limit` visible live clients matching a quick-search text.
 
-    The client numbered exactly as typed comes first. For a short text (no word of three
-    characters) only the newest SHORT_CANDIDATES names starting with it are considered, of
-    which the visible ones are shown: the newest matches, though a user who sees few
-    clients may get fewer than `limit`.
+    Loaded are QUICK_FIELDS (what a search box shows); other fields load when read.
+
+    The client numbered exactly as typed comes first. A quick answer, not the whole list:
+    for a short text (no word of three characters) only the newest SHORT_CANDIDATES names
+    starting with it are considered; on SQLite, only the newest QUICK_CANDIDATES matches
+    beyond the newest SQLITE_WINDOW ids. The visible ones among them are shown: the newest
+    matches, though a user who sees few of them may get fewer than `limit` (search_page
+    has them all).
     """
     query = _read(text)
-    matching = _matching(_visible_clients(user), query, newest=SHORT_CANDIDATES)
-    found = keyset_page(matching, after=None, size=limit).items
+    newest = SHORT_CANDIDATES if query.prefix else QUICK_CANDIDATES
+    found = _newest_matches(
+        user, query, after=None, count=limit, newest=newest, fields=QUICK_FIELDS
+    )
     number = text.strip()
     exact = next((client for client in found if client.number == number), None)
     if exact is None and query.alternatives and _MAYBE_NUMBER.fullmatch(number):
-        exact = _visible_clients(user).filter(number=number).first()
+        exact = _visible_clients(user).only(*QUICK_FIELDS).filter(number=number).first()
     if exact is None:
         return found
     return [exact, *(client for client in found if client.pk != exact.pk)][:limit]
@@ -364,7 +585,10 @@ def find_duplicates(
     # Whether the user may see each one, in the same query (core.visibility's condition).
     scope = scope_filter(Client, user)
     seen = Value(True) if scope is None else Case(When(scope, then=True), default=False)
-    found = Client.objects.filter(pk__in=ids).annotate(duplicate_visible=seen)
+    # The fields a warning shows; the check runs at each keystroke, and loading every
+    # column of every match costs more than finding them.
+    found = Client.objects.filter(pk__in=ids).only(*DUPLICATE_FIELDS)
+    found = found.annotate(duplicate_visible=seen)
     clients = {client.pk: client for client in found}
     return [
         Duplicate(client=clients[pk], field=field, visible=bool(clients[pk].duplicate_visible))
@@ -708,56 +932,108 @@ def advanced_search(user, criteria: list[Criterion], *, match: str = "all") -> Q
     return found.order_by("-id")
 
 
-# --- Keyset pages ----------------------------------------------------------------------------
+# --- The index itself ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class KeysetPage:
-    """One page of a list newest first, and where the next one starts (None: the last page)."""
-
-    items: list
-    next_after: int | None
+def _sqlite_document(row: str) -> str:
+    return " || char(10) || ".join(f"{row}.{column}" for column in DOCUMENT_COLUMNS)
 
 
-def _pg_newest(queryset: QuerySet, *, after: int | None, count: int) -> list:
-    """The newest `count` rows of a PostgreSQL trigram search, in at most two queries.
+def sqlite_trigger_statements() -> list[str]:
+    """The triggers that keep the FTS5 table in step with clients_client (as migration 0008)."""
+    insert = (
+        f"INSERT INTO {SQLITE_TABLE}(rowid, document) VALUES (new.id, {_sqlite_document('new')});"
+    )
+    # A contentless table forgets a row only when given the very text it indexed.
+    delete = (
+        f"INSERT INTO {SQLITE_TABLE}({SQLITE_TABLE}, rowid, document) "
+        f"VALUES ('delete', old.id, {_sqlite_document('old')});"
+    )
+    watched = ", ".join(DOCUMENT_COLUMNS)
+    return [
+        f"CREATE TRIGGER {SQLITE_TRIGGERS[0]} AFTER INSERT ON clients_client BEGIN {insert} END",
+        f"CREATE TRIGGER {SQLITE_TRIGGERS[1]} AFTER DELETE ON clients_client BEGIN {delete} END",
+        f"CREATE TRIGGER {SQLITE_TRIGGERS[2]} AFTER UPDATE OF {watched} ON clients_client "
+        f"BEGIN {delete} {insert} END",
+    ]
 
-    Walking ids backwards finds a common fragment at once but reads the whole table for a
-    rare one; the trigram index finds a rare one at once but fetches every row of a common
-    one. The planner's guess between them is often wrong by a wide margin (the filter on
-    the whole document costs microseconds a row, far more than it assumes), so: first the
-    newest WINDOW ids backwards, a bounded read; only if they hold too few matches, the
-    rest through the index, ordered by `id + 0` so that the id order cannot be walked.
+
+def pg_document_sql() -> str:
+    """The document as PostgreSQL SQL over the bare columns, as the index has it."""
+    return _pg_joined("(" + " || E'\\n' || ".join(f'"{c}"' for c in DOCUMENT_COLUMNS) + ")")
+
+
+def pg_index_statement() -> str:
+    """The GIN trigram index on the document (as migration 0008)."""
+    document = pg_document_sql()
+    return (
+        f"CREATE INDEX IF NOT EXISTS {PG_INDEX} ON clients_client "
+        f"USING gin ({document} gin_trgm_ops)"
+    )
+
+
+def ensure_search_index(using: str = DEFAULT_DB_ALIAS) -> bool:
+    """Put the search index back where a later migration dropped it; True if it had to.
+
+    On SQLite, Django rebuilds clients_client for most column changes (new table, copy,
+    drop, rename), and the old table's triggers go with it; on PostgreSQL, dropping a
+    searched column drops the index. Run after every migrate (search_index_post_migrate).
     """
-    newest = queryset.order_by("-id")
-    if after is not None:
-        newest = newest.filter(pk__lt=after)
-        top = Value(after)
-    else:
-        top = Subquery(Client.everything.order_by("-id").values("id")[:1]) + 1
-    floor = ExpressionWrapper(top - WINDOW, output_field=BigIntegerField())
-    rows = list(newest.filter(pk__gte=floor)[:count])
-    if len(rows) < count:
-        rest = newest.filter(pk__lt=floor).order_by((F("id") + 0).desc())
-        rows += list(rest[: count - len(rows)])
-    return rows
+    db = connections[using]
+    if ("clients", "0008_search_index") not in MigrationRecorder(db).applied_migrations():
+        return False
+    with db.cursor() as cursor:
+        if db.vendor == "postgresql":
+            cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s", [PG_INDEX])
+            found = cursor.fetchone()
+            # An index from before punctuation was joined (see PG_JOINED) is built again.
+            if found is not None and "replace(" in found[0]:
+                return False
+            cursor.execute(f"DROP INDEX IF EXISTS {PG_INDEX}")
+            cursor.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+            cursor.execute(pg_index_statement())
+            return True
+        if db.vendor != "sqlite":
+            return False
+        cursor.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+        if set(SQLITE_TRIGGERS) <= {row[0] for row in cursor.fetchall()}:
+            return False
+        with transaction.atomic(using=using):
+            for name in SQLITE_TRIGGERS:
+                cursor.execute(f"DROP TRIGGER IF EXISTS {name}")
+            for statement in sqlite_trigger_statements():
+                cursor.execute(statement)
+            # Rows may have changed while the triggers were gone: index every one again.
+            cursor.execute(f"INSERT INTO {SQLITE_TABLE}({SQLITE_TABLE}) VALUES ('delete-all')")
+            cursor.execute(
+                f"INSERT INTO {SQLITE_TABLE}(rowid, document) "
+                f"SELECT id, {_sqlite_document('clients_client')} FROM clients_client"
+            )
+        return True
 
 
-def keyset_page(queryset: QuerySet, *, after: int | None, size: int = 50) -> KeysetPage:
-    """The `size` rows after id `after` (None: the first page), by -id; never counts the rows."""
-    if SEARCH_ROWID in queryset.query.extra_select:
-        # A SQLite quick search: page by the FTS rowid (the same id) so SQLite keeps walking
-        # the index newest first from `after` (see _fts_matching).
-        page = queryset.order_by(f"-{SEARCH_ROWID}")
-        if after is not None:
-            page = page.extra(where=[f"{SQLITE_TABLE}.rowid < %s"], params=[after])
-        rows = list(page[: size + 1])
-    elif SEARCH_DOCUMENT in queryset.query.annotations:
-        rows = _pg_newest(queryset, after=after, count=size + 1)
-    else:
-        page = queryset.order_by("-id")
-        if after is not None:
-            page = page.filter(pk__lt=after)
-        rows = list(page[: size + 1])
-    items = rows[:size]
-    return KeysetPage(items=items, next_after=items[-1].pk if len(rows) > size else None)
+@contextlib.contextmanager
+def search_index_suspended(using: str = DEFAULT_DB_ALIAS):
+    """Load many clients without keeping the search index in step row by row; rebuilt after.
+
+    Keeping the index row by row makes a million-client load several times slower (FTS5
+    segments on SQLite, GIN entries on PostgreSQL); building it once at the end is far
+    cheaper. Meanwhile quick search misses the new rows and, on PostgreSQL, is slow: for
+    the demo generator and big imports run alone, not for everyday writes.
+    """
+    db = connections[using]
+    with db.cursor() as cursor:
+        if db.vendor == "sqlite":
+            for name in SQLITE_TRIGGERS:
+                cursor.execute(f"DROP TRIGGER IF EXISTS {name}")
+        elif db.vendor == "postgresql":
+            cursor.execute(f"DROP INDEX IF EXISTS {PG_INDEX}")
+    try:
+        yield
+    finally:
+        ensure_search_index(using)
+
+
+def search_index_post_migrate(sender, using: str = DEFAULT_DB_ALIAS, **kwargs) -> None:
+    """post_migrate receiver for the clients app: see ensure_search_index."""
+    ensure_search_index(using)
