@@ -1823,3 +1823,22 @@ def test_the_workbook_writer_keeps_text_numbers_dates_and_drops_what_xml_cannot_
     assert sheet["C2"].number_format == "yyyy-mm-dd hh:mm:ss"
     assert [sheet[f"{c}1"].font.b for c in "ABCD"] == [True] * 4
     assert sheet["A2"].font.b is False
+
+
+def test_export_has_the_custom_fields_but_never_the_secret_ones(admin_user):
+    from clientbase.core.customfields import custom_field_save
+
+    custom_field_save(field=None, by=admin_user, code="code_1c", label="1C code")
+    custom_field_save(field=None, by=admin_user, code="vip", label="VIP", type="boolean")
+    custom_field_save(field=None, by=admin_user, code="pin", label="PIN", type="secret")
+    client_create(
+        by=admin_user,
+        name="Custom SA",
+        email="custom@example.com",
+        custom={"code_1c": "=HYPERLINK(1)", "vip": "yes", "pin": "1234"},
+    )
+    rows = list(io.export_rows(Client.objects.all(), dates_as_text=True))
+    assert rows[0][-2:] == ["1C code", "VIP"]
+    assert rows[1][-2:] == ["'=HYPERLINK(1)", "Yes"]
+    assert "1234" not in rows[1]
+    assert "PIN" not in rows[0]

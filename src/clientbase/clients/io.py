@@ -1985,23 +1985,40 @@ def export_rows(clients, *, dates_as_text: bool = False) -> Iterator[list[Any]]:
     `dates_as_text` as ISO 8601 text (for CSV). One query, read in chunks. The language and
     time zone are the caller's: taken now, not when the rows are streamed.
     """
-    header = [str(label) for _name, label in EXPORT_COLUMNS]
-    return _export_rows(clients, header, timezone.get_current_timezone(), dates_as_text)
+    # Custom fields follow the standard columns; secret ones are never exported.
+    custom = [f for f in customfields.fields_for() if f.type != CustomField.Type.SECRET]
+    header = [str(label) for _name, label in EXPORT_COLUMNS] + [f.label for f in custom]
+    codes = [f.code for f in custom]
+    return _export_rows(clients, header, timezone.get_current_timezone(), dates_as_text, codes)
 
 
-def _export_rows(clients, header: list[str], zone, dates_as_text: bool) -> Iterator[list[Any]]:
+def _export_rows(
+    clients, header: list[str], zone, dates_as_text: bool, codes: list[str]
+) -> Iterator[list[Any]]:
     names = [name for name, _label in EXPORT_COLUMNS]
     yield header
     stamp = names.index("created_at")
     risky = _FORMULA_FIRST
-    for values in clients.values_list(*names).iterator(chunk_size=EXPORT_CHUNK):
-        cells = list(values)
+    columns = [*names, "custom"] if codes else names
+    for values in clients.values_list(*columns).iterator(chunk_size=EXPORT_CHUNK):
+        cells = list(values[: len(names)])
         created = cells[stamp].astimezone(zone).replace(microsecond=0)
         cells[stamp] = ""
         # Every other column is text (or None): checked inline, as this runs per cell.
         row = [("'" + v if v[:1] in risky else v) if v else "" for v in cells]
         row[stamp] = created.isoformat() if dates_as_text else created
+        if codes:
+            row.extend(_custom_cell(values[-1].get(code)) for code in codes)
         yield row
+
+
+def _custom_cell(value: Any) -> str:
+    """A custom value as an export cell: yes/no for booleans, text made inert."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return _("Yes") if value else _("No")
+    return neutralise(str(value))
 
 
 class _Line:
