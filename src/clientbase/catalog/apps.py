@@ -8,3 +8,8 @@ class CatalogConfig(AppConfig):
     name = "clientbase.catalog"
     label = "catalog"
     verbose_name = _("Catalogue")
+
+    def ready(self) -> None:
+        from clientbase.catalog import shell
+
+        shell.register()
