@@ -23,6 +23,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def english_between_tests():
+    """Each test starts in English: a request in another language leaves it active on the thread."""
+    from django.utils import translation
+
+    yield
+    translation.deactivate()
+
+
 @pytest.fixture
 def default_roles(db):
     """The roles a new installation has (a transactional test before may have flushed them)."""

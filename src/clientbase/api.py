@@ -66,8 +66,10 @@ def me(request: HttpRequest):
 
 api.add_router("/clients", clients_router, tags=["clients"])
 api.add_router("/imports", imports_router, tags=["imports"])
-api.add_router("/catalog", catalog_router, tags=["catalog"])
-api.add_router("/billing", billing_router, tags=["billing"])
+# The catalogue and billing name their resources at the top (/products, /invoices,
+# /clients/{id}/balance), as integrators of billing APIs expect.
+api.add_router("", catalog_router, tags=["catalog"])
+api.add_router("", billing_router, tags=["billing"])
 api.add_router("/support", support_router, tags=["support"])
 api.add_router("/sales", sales_router, tags=["sales"])
 api.add_router("/marketing", marketing_router, tags=["marketing"])

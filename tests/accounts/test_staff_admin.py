@@ -34,7 +34,13 @@ def test_administrator_edits_a_role_and_it_applies(signed_in, admin_user, make_u
             "name": "Sales",
             "slug": "sales",
             "scope": "own",
-            "permissions": ["clients.add", "clients.add_note", "clients.change", "clients.export"],
+            "permissions": [
+                "billing.sell",
+                "clients.add",
+                "clients.add_note",
+                "clients.change",
+                "clients.export",
+            ],
         },
     )
     assert response.status_code == 302
@@ -45,8 +51,14 @@ def test_administrator_edits_a_role_and_it_applies(signed_in, admin_user, make_u
         "id"
     )
     assert entry.changes["permissions"] == {
-        "before": ["clients.add", "clients.add_note", "clients.change"],
-        "after": ["clients.add", "clients.add_note", "clients.change", "clients.export"],
+        "before": ["billing.sell", "clients.add", "clients.add_note", "clients.change"],
+        "after": [
+            "billing.sell",
+            "clients.add",
+            "clients.add_note",
+            "clients.change",
+            "clients.export",
+        ],
     }
 
 
@@ -64,7 +76,7 @@ def test_unknown_permission_is_refused(admin_user):
         )
     assert refused.value.message_dict == {"permissions": ["Unknown actions: billing.print_money"]}
     role.refresh_from_db()
-    assert role.permissions == ["clients.add", "clients.add_note", "clients.change"]
+    assert role.permissions == ["billing.sell", "clients.add", "clients.add_note", "clients.change"]
 
 
 def test_settings_pages_need_their_permission(signed_in, make_user):

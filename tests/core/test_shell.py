@@ -10,10 +10,14 @@ from clientbase.core.models import AuditEntry, CronRun, IdempotencyKey
 
 def test_navigation_shows_only_allowed_sections(signed_in, make_user, admin_user):
     seller_page = signed_in(make_user("seller")).get("/")
-    assert [s["key"] for s in seller_page.context["nav_sections"]] == ["clients"]
+    assert [s["key"] for s in seller_page.context["nav_sections"]] == [
+        "clients",
+        "billing",
+    ]
     admin_page = signed_in(admin_user).get("/")
     assert [s["key"] for s in admin_page.context["nav_sections"]] == [
         "clients",
+        "billing",
         "reports",
         "settings",
     ]

@@ -6,6 +6,7 @@ from clientbase.accounts.permissions import ACTIONS
 from clientbase.core.visibility import Scope
 
 _CLIENT_WORK = ["clients.add", "clients.change", "clients.add_note"]
+_BILLING_WORK = ["billing.sell", "billing.invoice", "billing.payment", "billing.refund"]
 
 DEFAULT_ROLES: list[dict] = [
     {
@@ -27,6 +28,8 @@ DEFAULT_ROLES: list[dict] = [
             "clients.view_secrets",
             "core.view_audit",
             "core.view_automation",
+            "catalog.manage",
+            *_BILLING_WORK,
         ],
     },
     {
@@ -38,19 +41,26 @@ DEFAULT_ROLES: list[dict] = [
             "clients.change_status",
             "clients.export",
             "core.view_audit",
+            "billing.sell",
         ],
     },
     {
         "slug": "sales",
         "name": gettext_noop("Sales"),
         "scope": Scope.OWN,
-        "permissions": _CLIENT_WORK,
+        "permissions": [*_CLIENT_WORK, "billing.sell"],
     },
     {
         "slug": "billing",
         "name": gettext_noop("Billing"),
         "scope": Scope.ALL,
-        "permissions": [*_CLIENT_WORK, "clients.change_status", "clients.export"],
+        "permissions": [
+            *_CLIENT_WORK,
+            "clients.change_status",
+            "clients.export",
+            "catalog.manage",
+            *_BILLING_WORK,
+        ],
     },
     {
         "slug": "support",

@@ -8,3 +8,8 @@ class BillingConfig(AppConfig):
     name = "clientbase.billing"
     label = "billing"
     verbose_name = _("Billing")
+
+    def ready(self) -> None:
+        from clientbase.billing import shell
+
+        shell.register()

@@ -1,1 +1,627 @@
-"""Data of the billing module (filled by its own issue)."""
+"""Data of billing: orders, services, invoices, payments, refunds, credit notes and the ledger."""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from clientbase.catalog.models import Cycle
+from clientbase.core import clock
+from clientbase.core.models import AppendOnly
+from clientbase.core.money import Money
+
+
+class PaymentMethod(models.TextChoices):
+    """How money reached us or left us."""
+
+    BANK_TRANSFER = "bank_transfer", _("Bank transfer")
+    CARD = "card", _("Card")
+    CASH = "cash", _("Cash")
+    OTHER = "other", _("Other")
+
+
+class Order(models.Model):
+    """A client's request for products; accepting it creates services and their first invoice."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        ACCEPTED = "accepted", _("Accepted")
+        CANCELLED = "cancelled", _("Cancelled")
+        FRAUD = "fraud", _("Fraud")
+
+    number = models.CharField(_("order number"), max_length=32, unique=True)
+    client = models.ForeignKey(
+        "clients.Client", on_delete=models.PROTECT, related_name="orders", verbose_name=_("client")
+    )
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.PENDING
+    )
+    currency = models.CharField(_("currency"), max_length=3)
+    payment_method = models.CharField(
+        _("payment method"), max_length=16, choices=PaymentMethod.choices
+    )
+    promo = models.ForeignKey(
+        "catalog.PromoCode",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("promo code"),
+    )
+    send_email = models.BooleanField(_("send the order confirmation"), default=True)
+    note = models.TextField(_("note"), blank=True)
+    created_at = models.DateTimeField(_("created"), default=clock.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(_("accepted or cancelled"), null=True, blank=True)
+    cancel_reason = models.CharField(_("reason"), max_length=500, blank=True)
+    invoice = models.ForeignKey(
+        "Invoice", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    visibility_via = "client"
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = _("order")
+        verbose_name_plural = _("orders")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "accepted", "cancelled", "fraud"]),
+                name="order_status_valid",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class OrderItem(models.Model):
+    """One product of an order, with its cycle, quantity, options and agreed price."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
+    product = models.ForeignKey("catalog.Product", on_delete=models.PROTECT, related_name="+")
+    cycle = models.CharField(_("billing cycle"), max_length=12, choices=Cycle.choices)
+    quantity = models.PositiveIntegerField(_("quantity"), default=1)
+    options = models.JSONField(_("options"), default=dict, blank=True)  # {option code: units}
+    # The price of one cycle as agreed, options included; None takes the catalogue's.
+    price_override_minor = models.BigIntegerField(_("price override"), null=True, blank=True)
+
+    visibility_via = "order__client"
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.product} × {self.quantity}"
+
+
+class Service(models.Model):
+    """A product a client has: what it costs per cycle and until when it is paid."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        ACTIVE = "active", _("Active")
+        SUSPENDED = "suspended", _("Suspended")
+        TERMINATED = "terminated", _("Terminated")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    LIVE = ("pending", "active", "suspended")
+
+    client = models.ForeignKey(
+        "clients.Client",
+        on_delete=models.PROTECT,
+        related_name="services",
+        verbose_name=_("client"),
+    )
+    product = models.ForeignKey(
+        "catalog.Product", on_delete=models.PROTECT, related_name="services"
+    )
+    order = models.ForeignKey(
+        Order, on_delete=models.PROTECT, null=True, blank=True, related_name="services"
+    )
+    cycle = models.CharField(_("billing cycle"), max_length=12, choices=Cycle.choices)
+    quantity = models.PositiveIntegerField(_("quantity"), default=1)
+    options = models.JSONField(_("options"), default=dict, blank=True)
+    currency = models.CharField(_("currency"), max_length=3)
+    # The price of one cycle, options included, before promo codes and tax.
+    recurring_minor = models.BigIntegerField(_("recurring amount"), default=0)
+    price_overridden = models.BooleanField(default=False)
+    promo = models.ForeignKey(
+        "catalog.PromoCode", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    status = models.CharField(
+        _("status"), max_length=12, choices=Status.choices, default=Status.PENDING
+    )
+    status_reason = models.CharField(_("reason"), max_length=500, blank=True)
+    registered_on = models.DateField(_("registration date"))
+    # The current paid period runs from period_start to the day before next_due_on.
+    period_start = models.DateField(_("period start"), null=True, blank=True)
+    next_due_on = models.DateField(_("next due date"), null=True, blank=True)
+    suspend_exempt_until = models.DateField(
+        _("no automatic suspension until"), null=True, blank=True
+    )
+    cancel_at_period_end = models.BooleanField(_("cancel at end of period"), default=False)
+    # Set when the account's inactivation suspended it, so reactivation restores exactly these.
+    suspended_with_account = models.BooleanField(default=False)
+
+    visibility_via = "client"
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = _("service")
+        verbose_name_plural = _("services")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(
+                    status__in=["pending", "active", "suspended", "terminated", "cancelled"]
+                ),
+                name="service_status_valid",
+            ),
+            # "Products must not be duplicated": one live line per product and client.
+            models.UniqueConstraint(
+                fields=["client", "product"],
+                condition=Q(status__in=["pending", "active", "suspended"]),
+                name="one_live_service_per_product",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product.name} #{self.pk}"
+
+    @property
+    def recurring(self) -> Money:
+        return Money(self.recurring_minor, self.currency)
+
+
+class FrozenInvoiceError(RuntimeError):
+    """Somebody tried to change an issued invoice other than by a payment or credit."""
+
+
+class InvoiceQuerySet(models.QuerySet):
+    """Refuses bulk changes to issued invoices' legal fields."""
+
+    def update(self, **kwargs):
+        frozen = set(kwargs) - Invoice.CHANGES_AFTER_ISSUE
+        if frozen and self.exclude(status=Invoice.Status.DRAFT).exists():
+            raise FrozenInvoiceError("Issued invoices change only by payments and credits")
+        return super().update(**kwargs)
+
+    def delete(self):
+        if self.exclude(status=Invoice.Status.DRAFT).exists():
+            raise FrozenInvoiceError("Issued invoices are never deleted")
+        return super().delete()
+
+
+class Invoice(models.Model):
+    """A bill: editable while draft, then numbered and changed only by money movements."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("Draft")
+        UNPAID = "unpaid", _("Unpaid")
+        PARTIALLY_PAID = "partially_paid", _("Partially paid")
+        PAID = "paid", _("Paid")
+        OVERDUE = "overdue", _("Overdue")
+        CANCELLED = "cancelled", _("Cancelled")
+        REFUNDED = "refunded", _("Refunded")
+        COLLECTIONS = "collections", _("Collections")
+
+    OPEN = ("unpaid", "partially_paid", "overdue", "collections")
+    # What payments, credit notes and refunds may still change once the invoice is issued.
+    CHANGES_AFTER_ISSUE = frozenset(
+        {
+            "status",
+            "paid_minor",
+            "credited_minor",
+            "refunded_minor",
+            "balance_minor",
+            "paid_on",
+            "sent_at",
+            "version",
+        }
+    )
+
+    client = models.ForeignKey(
+        "clients.Client",
+        on_delete=models.PROTECT,
+        related_name="invoices",
+        verbose_name=_("client"),
+    )
+    number = models.CharField(_("invoice number"), max_length=32, blank=True, default="")
+    # The number's place in its series, so bills sort by number and `*` search is exact.
+    number_value = models.BigIntegerField(null=True, blank=True)
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.DRAFT
+    )
+    currency = models.CharField(_("currency"), max_length=3)
+    issued_on = models.DateField(_("invoice date"), default=clock.today)
+    due_on = models.DateField(_("due date"), default=clock.today)
+    # Earliest service period start among the lines (the cycle start bills are sorted by).
+    period_start = models.DateField(_("cycle start"), null=True, blank=True)
+    # The client as the invoice was issued: name, addresses, tax ids, language.
+    snapshot = models.JSONField(default=dict, blank=True)
+    notes = models.TextField(_("notes to the client"), blank=True)
+    subtotal_minor = models.BigIntegerField(_("subtotal"), default=0)
+    tax_minor = models.BigIntegerField(_("tax"), default=0)
+    total_minor = models.BigIntegerField(_("total"), default=0)
+    paid_minor = models.BigIntegerField(_("paid"), default=0)
+    credited_minor = models.BigIntegerField(_("credited"), default=0)
+    refunded_minor = models.BigIntegerField(_("refunded"), default=0)
+    # Always the sum of the invoice's receivable ledger entries (kept by the services).
+    balance_minor = models.BigIntegerField(_("balance due"), default=0)
+    paid_on = models.DateField(_("paid on"), null=True, blank=True)
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    created_at = models.DateTimeField(default=clock.now)
+    version = models.PositiveIntegerField(default=1)
+
+    objects = InvoiceQuerySet.as_manager()
+    visibility_via = "client"
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = _("invoice")
+        verbose_name_plural = _("invoices")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(
+                    status__in=[
+                        "draft",
+                        "unpaid",
+                        "partially_paid",
+                        "paid",
+                        "overdue",
+                        "cancelled",
+                        "refunded",
+                        "collections",
+                    ]
+                ),
+                name="invoice_status_valid",
+            ),
+            models.UniqueConstraint(
+                fields=["number"], condition=~Q(number=""), name="invoice_number_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(status="draft") | ~Q(number=""), name="issued_invoice_has_number"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["client", "status"], name="invoice_client_status"),
+            models.Index(fields=["number_value"], name="invoice_number_value"),
+            models.Index(fields=["status", "due_on"], name="invoice_status_due"),
+        ]
+
+    def __str__(self) -> str:
+        return self.number or _("Draft invoice #%(id)s") % {"id": self.pk}
+
+    def save(self, *args, **kwargs):
+        update_fields = kwargs.get("update_fields")
+        # Fields money movements keep may always change; anything else only on a draft.
+        guarded = update_fields is None or set(update_fields) - self.CHANGES_AFTER_ISSUE
+        if guarded and not self._state.adding:
+            stored = type(self).objects.filter(pk=self.pk).values_list("status", flat=True).first()
+            if stored not in (None, self.Status.DRAFT):
+                raise FrozenInvoiceError("Issued invoices change only by payments and credits")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        if not self.is_draft:
+            raise FrozenInvoiceError("Issued invoices are never deleted")
+        return super().delete(*args, **kwargs)
+
+    @property
+    def is_draft(self) -> bool:
+        return self.status == self.Status.DRAFT
+
+    def money(self, minor: int) -> Money:
+        return Money(minor, self.currency)
+
+    @property
+    def total(self) -> Money:
+        return Money(self.total_minor, self.currency)
+
+    @property
+    def balance(self) -> Money:
+        return Money(self.balance_minor, self.currency)
+
+    def days_overdue(self, today=None) -> int:
+        """Days since the due date while money is owed, else 0."""
+        if self.status not in self.OPEN or self.balance_minor <= 0:
+            return 0
+        return max(0, ((today or clock.today()) - self.due_on).days)
+
+
+class InvoiceLineQuerySet(models.QuerySet):
+    """Refuses bulk changes to the lines of issued invoices."""
+
+    def _refuse_if_issued(self) -> None:
+        if self.exclude(invoice__status=Invoice.Status.DRAFT).exists():
+            raise FrozenInvoiceError("Lines of issued invoices never change")
+
+    def update(self, **kwargs):
+        self._refuse_if_issued()
+        return super().update(**kwargs)
+
+    def delete(self):
+        self._refuse_if_issued()
+        return super().delete()
+
+
+class InvoiceLine(models.Model):
+    """A line of an invoice, computed in Decimal and rounded half-up once to minor units."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    position = models.PositiveIntegerField(default=0)
+    service = models.ForeignKey(
+        Service, on_delete=models.SET_NULL, null=True, blank=True, related_name="invoice_lines"
+    )
+    description = models.CharField(_("description"), max_length=500)
+    period_start = models.DateField(_("from"), null=True, blank=True)
+    period_end = models.DateField(_("to"), null=True, blank=True)
+    quantity = models.DecimalField(_("quantity"), max_digits=12, decimal_places=3, default=1)
+    # In major units with up to four decimals, as catalogues and contracts write prices.
+    unit_price = models.DecimalField(_("unit price"), max_digits=18, decimal_places=4)
+    discount_percent = models.DecimalField(
+        _("discount, %"), max_digits=5, decimal_places=2, default=Decimal(0)
+    )
+    taxable = models.BooleanField(_("taxable"), default=True)
+    tax_rate = models.DecimalField(_("tax, %"), max_digits=6, decimal_places=3, default=Decimal(0))
+    tax_inclusive = models.BooleanField(default=False)
+    net_minor = models.BigIntegerField(_("amount"), default=0)
+    tax_minor = models.BigIntegerField(_("tax"), default=0)
+
+    objects = InvoiceLineQuerySet.as_manager()
+    visibility_via = "invoice__client"
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(discount_percent__gte=0, discount_percent__lte=100),
+                name="line_discount_in_range",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.description
+
+    def save(self, *args, **kwargs):
+        self._refuse_if_issued()
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        self._refuse_if_issued()
+        return super().delete(*args, **kwargs)
+
+    def _refuse_if_issued(self) -> None:
+        status = Invoice.objects.filter(pk=self.invoice_id).values_list("status", flat=True).first()
+        if status not in (None, Invoice.Status.DRAFT):
+            raise FrozenInvoiceError("Lines of issued invoices never change")
+
+
+class Payment(models.Model):
+    """Money received from a client, spread over invoices; what is left goes to credit."""
+
+    number = models.CharField(_("payment number"), max_length=32, unique=True)
+    client = models.ForeignKey(
+        "clients.Client",
+        on_delete=models.PROTECT,
+        related_name="payments",
+        verbose_name=_("client"),
+    )
+    method = models.CharField(_("method"), max_length=16, choices=PaymentMethod.choices)
+    amount_minor = models.BigIntegerField(_("amount"))
+    currency = models.CharField(_("currency"), max_length=3)
+    received_on = models.DateField(_("received on"), default=clock.today)
+    reference = models.CharField(_("reference"), max_length=200, blank=True)
+    to_credit_minor = models.BigIntegerField(_("to credit balance"), default=0)
+    refunded_minor = models.BigIntegerField(_("refunded"), default=0)
+    created_at = models.DateTimeField(default=clock.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+"
+    )
+
+    visibility_via = "client"
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = _("payment")
+        verbose_name_plural = _("payments")
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_minor__gt=0), name="payment_positive"),
+            models.CheckConstraint(
+                condition=Q(refunded_minor__lte=models.F("amount_minor")),
+                name="payment_refund_within_amount",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+    @property
+    def amount(self) -> Money:
+        return Money(self.amount_minor, self.currency)
+
+
+class PaymentAllocation(models.Model):
+    """The part of a payment that settled one invoice."""
+
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="allocations")
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="allocations")
+    amount_minor = models.BigIntegerField()
+    refunded_minor = models.BigIntegerField(default=0)
+
+    visibility_via = "payment__client"
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_minor__gt=0), name="allocation_positive")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.payment_id} → {self.invoice_id}"
+
+
+class Refund(models.Model):
+    """Money given back: out to the client, or kept as credit."""
+
+    class Destination(models.TextChoices):
+        CREDIT = "credit", _("To credit balance")
+        OUT = "out", _("Paid out to the client")
+
+    number = models.CharField(_("refund number"), max_length=32, unique=True)
+    client = models.ForeignKey("clients.Client", on_delete=models.PROTECT, related_name="refunds")
+    # The invoice whose payment is refunded; none when credit balance is paid out.
+    invoice = models.ForeignKey(
+        Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="refunds"
+    )
+    payment = models.ForeignKey(
+        Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="refunds"
+    )
+    destination = models.CharField(_("refund to"), max_length=8, choices=Destination.choices)
+    method = models.CharField(_("method"), max_length=16, choices=PaymentMethod.choices, blank=True)
+    amount_minor = models.BigIntegerField(_("amount"))
+    currency = models.CharField(_("currency"), max_length=3)
+    reason = models.CharField(_("reason"), max_length=500)
+    created_at = models.DateTimeField(default=clock.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+"
+    )
+
+    visibility_via = "client"
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_minor__gt=0), name="refund_positive")
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class CreditNote(models.Model):
+    """A numbered reduction of an issued invoice; beyond what is owed it becomes credit."""
+
+    class Kind(models.TextChoices):
+        CREDIT_NOTE = "credit_note", _("Credit note")
+        WRITE_OFF = "write_off", _("Write-off")
+
+    number = models.CharField(_("number"), max_length=32, unique=True)
+    kind = models.CharField(_("kind"), max_length=12, choices=Kind.choices)
+    client = models.ForeignKey(
+        "clients.Client", on_delete=models.PROTECT, related_name="credit_notes"
+    )
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="credit_notes")
+    amount_minor = models.BigIntegerField(_("amount"))
+    currency = models.CharField(_("currency"), max_length=3)
+    reason = models.CharField(_("reason"), max_length=500)
+    created_at = models.DateTimeField(default=clock.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+"
+    )
+
+    visibility_via = "client"
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_minor__gt=0), name="credit_note_positive")
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class Receipt(models.Model):
+    """An income voucher, made when an invoice becomes paid (BIL-17)."""
+
+    number = models.CharField(_("receipt number"), max_length=32, unique=True)
+    client = models.ForeignKey("clients.Client", on_delete=models.PROTECT, related_name="receipts")
+    invoice = models.OneToOneField(Invoice, on_delete=models.PROTECT, related_name="receipt")
+    amount_minor = models.BigIntegerField(_("amount"))
+    currency = models.CharField(_("currency"), max_length=3)
+    created_at = models.DateTimeField(default=clock.now)
+
+    visibility_via = "client"
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class LedgerHead(models.Model):
+    """The end of the hash chain; locking it orders every posting."""
+
+    last_seq = models.BigIntegerField(default=0)
+    last_hash = models.CharField(max_length=64, default="0" * 64)
+
+    def __str__(self) -> str:
+        return f"{self.last_seq}"
+
+
+class LedgerEntry(AppendOnly):
+    """One money movement on a client's account, chained to the one before by its hash.
+
+    `amount_minor` is signed from the client's side: positive adds to what the client owes,
+    negative reduces it. Account `receivable` entries belong to one invoice; `credit`
+    entries move the client's credit balance (a negative sum is credit held).
+    """
+
+    class Account(models.TextChoices):
+        RECEIVABLE = "receivable", _("Invoices")
+        CREDIT = "credit", _("Credit balance")
+
+    class Kind(models.TextChoices):
+        INVOICE = "invoice", _("Invoice issued")
+        PAYMENT = "payment", _("Payment")
+        OVERPAYMENT = "overpayment", _("Overpayment to credit")
+        CREDIT_APPLIED = "credit_applied", _("Credit applied")
+        CREDIT_NOTE = "credit_note", _("Credit note")
+        WRITE_OFF = "write_off", _("Write-off")
+        REFUND = "refund", _("Refund")
+        REFUND_RELEASE = "refund_release", _("Refunded invoice released")
+        ADJUSTMENT = "adjustment", _("Adjustment")
+        CANCELLATION = "cancellation", _("Invoice cancelled")
+        PRORATION_CREDIT = "proration_credit", _("Downgrade credit")
+
+    seq = models.BigIntegerField(unique=True)
+    client = models.ForeignKey(
+        "clients.Client", on_delete=models.PROTECT, related_name="ledger_entries"
+    )
+    account = models.CharField(max_length=10, choices=Account.choices)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    invoice = models.ForeignKey(
+        Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="ledger_entries"
+    )
+    amount_minor = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    # The document behind the movement: a payment, refund or credit-note number.
+    reference = models.CharField(max_length=40, blank=True)
+    posted_at = models.DateTimeField(default=clock.now)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+
+    visibility_via = "client"
+
+    class Meta:
+        ordering = ["seq"]
+        verbose_name = _("ledger entry")
+        verbose_name_plural = _("ledger entries")
+        indexes = [
+            models.Index(fields=["client", "seq"], name="ledger_client_seq"),
+            models.Index(fields=["invoice"], name="ledger_invoice"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(account="credit", invoice__isnull=True)
+                | Q(account="receivable", invoice__isnull=False),
+                name="ledger_account_matches_invoice",
+            )
+        ]
+
+    @property
+    def amount(self) -> Money:
+        return Money(self.amount_minor, self.currency)

@@ -924,6 +924,17 @@ def on_client_delete(check: Callable[[Client], str]) -> None:
         DELETE_CHECKS.append(check)
 
 
+# Checks other modules make before two clients merge: callables (survivor, merged) returning
+# why the merge cannot happen, or "".
+MERGE_CHECKS: list[Callable[[Client, Client], str]] = []
+
+
+def on_client_merge_check(check: Callable[[Client, Client], str]) -> None:
+    """Register a module's check before two clients merge."""
+    if check not in MERGE_CHECKS:
+        MERGE_CHECKS.append(check)
+
+
 def on_client_merge(hook: Callable[[Client, Client, User], None]) -> None:
     """Register what a module does itself when two clients merge."""
     if hook not in MERGE_HOOKS:
@@ -975,6 +986,10 @@ def client_merge(*, survivor: Client, merged: Client, by: User) -> Client:
                 % {"a": survivor.currency, "b": merged.currency},
                 field="merged",
             )
+        for check in MERGE_CHECKS:
+            refusal = check(survivor, merged)
+            if refusal:
+                raise ServiceError(refusal, field="merged")
         survivor_before, merged_before = snapshot(survivor), snapshot(merged)
         for action in DeferredAction.objects.filter(
             client=merged, state=DeferredAction.State.PENDING

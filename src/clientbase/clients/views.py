@@ -134,7 +134,7 @@ def _with_after(request: HttpRequest, after: int | None) -> str:
     return params.urlencode()
 
 
-PROFILE_TABS = ("notes", "newsfeed", "documents", "group")
+PROFILE_TABS = ("notes", "newsfeed", "documents", "group", "services", "invoices", "transactions")
 
 
 @login_required
@@ -178,6 +178,10 @@ def client_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "documents": queries.documents_of(request.user, client),
             "document_form": DocumentForm(),
         }
+    elif tab in ("services", "invoices", "transactions"):
+        from clientbase.billing.views import profile_tab
+
+        context |= profile_tab(request.user, client, tab)
     else:
         context["group"] = queries.group_tree(request.user, client)
     return render(request, "clients/client_detail.html", context)

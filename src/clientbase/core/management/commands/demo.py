@@ -2,6 +2,8 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
+from clientbase.billing.demo import demo_billing_create
+from clientbase.catalog.demo import demo_catalog
 from clientbase.core.demo import DEMO_PASSWORD, ensure_demo_org
 from clientbase.core.demo_clients import BATCH_SIZE, DEFAULT_SEED, demo_clients_create
 
@@ -23,15 +25,22 @@ class Command(BaseCommand):
             "--seed", type=int, default=DEFAULT_SEED, help="the same seed makes the same data"
         )
         parser.add_argument(
+            "--billing-accounts",
+            type=int,
+            default=60,
+            help="clients without orders to sell to, invoice and collect from",
+        )
+        parser.add_argument(
             "--batch-size", type=int, default=BATCH_SIZE, help="clients per transaction"
         )
 
-    def handle(self, *args, clients, seed, batch_size, **options):
+    def handle(self, *args, clients, seed, batch_size, billing_accounts, **options):
         if clients < 0:
             raise CommandError("--clients cannot be negative")
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1")
         org = ensure_demo_org()
+        demo_catalog()
         shown = 0
 
         def progress(done: int, missing: int) -> None:
@@ -50,4 +59,7 @@ class Command(BaseCommand):
             self.stdout.write(f"{line}; {result.total:,} clients in all.")
         else:
             self.stdout.write(f"{result.total:,} clients already; none created.")
+        sold = demo_billing_create(by=org.users["billing"], accounts=billing_accounts)
+        if sold:
+            self.stdout.write(f"Sold to {sold} demo clients: orders, services, invoices, payments.")
         self.stdout.write(self.style.SUCCESS(f"Demo administrator: admin / {DEMO_PASSWORD}"))

@@ -1,0 +1,101 @@
+"""What billing adds to the shell: permissions, menu, dashboard figures, profile blocks, hooks."""
+
+from django.utils.translation import gettext_lazy as _
+
+from clientbase.accounts.permissions import register_action
+from clientbase.billing import queries, services
+from clientbase.billing.models import Service
+from clientbase.clients.services import (
+    on_client_delete,
+    on_client_merge_check,
+    on_status_change,
+)
+from clientbase.core.registry import (
+    Counter,
+    NavEntry,
+    ProfileBlock,
+    register_counter,
+    register_nav,
+    register_profile_block,
+)
+
+BILLING = _("Billing")
+
+
+def _summary_figures(user, client) -> list[tuple]:
+    summary = queries.billing_summary(client)
+    if not any([summary.paid[0], summary.unpaid[0], summary.credit, summary.income]):
+        return []
+    return [
+        (_("Paid"), f"{summary.paid[0]} · {summary.paid[1]}"),
+        (_("Unpaid"), f"{summary.unpaid[0]} · {summary.unpaid[1]}"),
+        (_("Cancelled"), f"{summary.cancelled[0]} · {summary.cancelled[1]}"),
+        (_("Refunded"), f"{summary.refunded[0]} · {summary.refunded[1]}"),
+        (_("Income"), str(summary.income)),
+        (_("Credit balance"), str(summary.credit)),
+    ]
+
+
+def _same_products(survivor, merged) -> str:
+    """Two clients with a live service of the same product would break "no duplicate lines"."""
+    live = Service.objects.filter(status__in=Service.LIVE)
+    shared = (
+        live.filter(client=merged)
+        .filter(product__in=live.filter(client=survivor).values("product"))
+        .select_related("product")
+        .first()
+    )
+    if shared is None:
+        return ""
+    return _(
+        "Both clients have %(product)s: terminate or transfer one of the two services first."
+    ) % {"product": shared.product.name}
+
+
+def register() -> None:
+    """Hook billing into roles, navigation, the dashboard, the client profile and its status."""
+    for code, label in [
+        ("billing.sell", _("Take orders and change services")),
+        ("billing.invoice", _("Edit, issue, send and cancel invoices")),
+        ("billing.payment", _("Record payments and apply credit")),
+        ("billing.refund", _("Refund, credit and write off")),
+    ]:
+        register_action(code, label, BILLING)
+    on_status_change(services.services_follow_account)
+    on_client_delete(services.billing_blocks_delete)
+    on_client_merge_check(_same_products)
+    register_nav(NavEntry("billing", _("Invoices"), "billing:invoices"))
+    register_nav(NavEntry("billing", _("Orders"), "billing:orders"))
+    register_nav(NavEntry("billing", _("Services"), "billing:services"))
+    register_nav(NavEntry("billing", _("Payments"), "billing:payments"))
+    register_counter(
+        Counter(
+            "billing.pending_orders",
+            _("Pending orders"),
+            lambda user: queries.orders_for(user).filter(status="pending").count(),
+            "billing:orders",
+            "cart",
+            url_query="?status=pending",
+        )
+    )
+    register_counter(
+        Counter(
+            "billing.overdue",
+            _("Overdue invoices"),
+            lambda user: queries.overdue_invoices(user).count(),
+            "billing:invoices",
+            "exclamation-triangle",
+            url_query="?overdue=1",
+        )
+    )
+    register_counter(
+        Counter(
+            "billing.due",
+            _("Services due to renew in 14 days"),
+            lambda user: queries.services_due(user).count(),
+            "billing:services",
+            "arrow-repeat",
+            url_query="?due=1",
+        )
+    )
+    register_profile_block(ProfileBlock("billing", BILLING, _summary_figures, "receipt"))
