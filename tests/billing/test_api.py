@@ -828,3 +828,60 @@ def test_a_downgrade_goes_to_credit(http, rub_client, first_invoice):
     # nothing to change is refused
     _refused(_post(http, f"/services/{service.pk}/upgrade", {"options": {"users": 4}}),
              ("options", "Nothing would change."))  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- credit
+
+
+def test_credit_is_topped_up_by_invoice_and_applied(http, rub_client, first_invoice, vat_ru):
+    path = f"/clients/{rub_client.pk}/credit-top-ups"
+    before = billing_counts()
+    _refused(_post(http, path, {"amount": "0", "currency": "RUB"}),
+             ("amount", "The amount must be above zero."))  # fmt: skip
+    _refused(_post(http, path, {"amount": "10.00", "currency": "EUR"}),
+             ("currency", "The client is billed in RUB; the top-up is in EUR."))  # fmt: skip
+    _refused(_post(http, path, {"amount": "10.00", "currency": "RUB", "due_days": 400}),
+             ("due_days", "Input should be less than or equal to 365"))  # fmt: skip
+    assert billing_counts() == before
+    # given a top-up of 1000.00 due in 14 days
+    top_up = _ok(_post(http, path, {"amount": "1000.00", "currency": "RUB", "due_days": 14}), 201)
+    assert (top_up["number"], top_up["status"], top_up["credit_top_up"], top_up["total"]) == (
+        "2", "unpaid", True, RUB("1000.00")
+    )  # fmt: skip
+    assert top_up["tax"] == RUB("0.00")
+    assert [line["description"] for line in top_up["lines"]] == ["Credit top-up"]
+    # it cannot be paid from credit
+    assert _problem(_post(http, f"/invoices/{top_up['id']}/apply-credit"), 409)["detail"] == (
+        "A credit top-up is paid with money, not with credit."
+    )
+    # when it is paid, the money is credit
+    _ok(_post(http, "/payments", _payment(rub_client, "1000.00", invoices=[top_up["id"]])), 201)
+    balances = _ok(http.get(f"{API}/clients/{rub_client.pk}/balance"))["balances"]
+    assert balances["RUB"] == {
+        "owed": RUB("3800.00"), "credit": RUB("1000.00"), "balance": RUB("2800.00")
+    }  # fmt: skip
+    # applying more credit than the client holds is refused
+    invoice = first_invoice["id"]
+    _refused(_post(http, f"/invoices/{invoice}/apply-credit", {"amount": "1000.01"}),
+             ("amount", "The client has only 1000.00 RUB of credit."))  # fmt: skip
+    # then 400.00 of it, and the rest, go on the order's invoice
+    paid = _ok(_post(http, f"/invoices/{invoice}/apply-credit", {"amount": "400.00"}))
+    assert (paid["status"], paid["balance"]) == ("partially_paid", RUB("3400.00"))
+    paid = _ok(_post(http, f"/invoices/{invoice}/apply-credit", {"amount": None}))
+    assert (paid["status"], paid["paid"], paid["balance"]) == (
+        "partially_paid", RUB("1000.00"), RUB("2800.00")
+    )  # fmt: skip
+    balances = _ok(http.get(f"{API}/clients/{rub_client.pk}/balance"))["balances"]
+    assert balances["RUB"]["credit"] == RUB("0.00")
+
+
+def test_credit_top_ups_need_the_invoice_action_and_the_client_in_sight(
+    make_user, api_client, rub_client
+):
+    body = {"amount": "10.00", "currency": "RUB"}
+    reader = api_client(make_user("reader", role="read-only", unit="company"))
+    path = f"/clients/{rub_client.pk}/credit-top-ups"
+    assert _problem(_post(reader, path, body), 403) == FORBIDDEN
+    seller = api_client(make_user("sam", role="sales", unit="team_a"))
+    assert _problem(_post(seller, path, body), 404) == NOT_FOUND
+    assert Invoice.objects.count() == 0

@@ -832,3 +832,63 @@ def test_service_update_moves_the_due_date_after_the_period_start(disk, clerk):
         )
     disk.refresh_from_db()
     assert disk.next_due_on == dt.date(2019, 3, 15)
+
+
+# ----------------------------------------------------------------------------- credit top-ups
+
+
+def test_credit_top_up_turns_each_payment_into_credit(pay, rub_client, clerk, seed_day, vat_ru):
+    top_up = services.credit_top_up_invoice(by=clerk, client=rub_client, amount=rub("500.00"))
+    assert (top_up.number, top_up.credit_top_up, top_up.due_on) == (
+        "1", True, seed_day + dt.timedelta(days=7)
+    )  # fmt: skip
+    # Credit paid in advance carries no tax, even for a client whose country has VAT.
+    assert list(top_up.lines.values_list("description", "net_minor", "tax_minor")) == [
+        ("Credit top-up", 50000, 0)
+    ]
+    assert invoice_state(top_up) == ("unpaid", 50000, 0, 0, 0, 50000)
+    assert _held(rub_client) == rub("0.00")
+    pay(rub_client, rub("200.00"), top_up)
+    assert invoice_state(top_up) == ("partially_paid", 50000, 20000, 0, 0, 30000)
+    assert _held(rub_client) == rub("200.00")
+    payment = pay(rub_client, rub("350.00"), top_up)
+    assert invoice_state(top_up) == ("paid", 50000, 50000, 0, 0, 0)
+    # 300.00 settled the top-up and became credit; the 50.00 beyond it is an overpayment.
+    assert payment.to_credit_minor == 5000
+    assert _held(rub_client) == rub("550.00")
+    assert Receipt.objects.get().amount_minor == 50000
+    assert list(
+        LedgerEntry.objects.filter(account="credit").values_list("kind", "amount_minor")
+    ) == [("top_up", -20000), ("top_up", -30000), ("overpayment", -5000)]
+    assert ledger_verify().ok
+
+
+def test_credit_top_up_refusals_leave_nothing_behind(pay, rub_client, clerk, seed_day):
+    before = billing_counts()
+    with pytest.raises(ServiceError, match="must be above zero"):
+        services.credit_top_up_invoice(by=clerk, client=rub_client, amount=rub("0.00"))
+    with pytest.raises(ServiceError, match="billed in RUB; the top-up is in EUR"):
+        services.credit_top_up_invoice(by=clerk, client=rub_client, amount=eur("10.00"))
+    assert billing_counts() == before
+    top_up = services.credit_top_up_invoice(by=clerk, client=rub_client, amount=rub("100.00"))
+    pay(rub_client, rub("150.00"))
+    before = billing_counts()
+    with pytest.raises(ConflictError, match="paid with money, not with credit"):
+        services.credit_apply(by=clerk, invoice=top_up)
+    pay(rub_client, rub("60.00"), top_up)
+    before = billing_counts()
+    with pytest.raises(ConflictError, match="refund it from the credit balance"):
+        services.refund_record(
+            by=clerk, invoice=top_up, amount=rub("10.00"), destination="out",
+            method="cash", reason="x",
+        )  # fmt: skip
+    # Only the 40.00 still owed can be credited: the 60.00 paid is credit already.
+    with pytest.raises(ServiceError, match=r"At most 40\.00 RUB"):
+        services.credit_note_create(
+            by=clerk, invoice=top_up, amount=rub("40.01"), reason="Less needed"
+        )
+    assert billing_counts() == before
+    services.credit_note_create(by=clerk, invoice=top_up, amount=rub("40.00"), reason="Less")
+    assert invoice_state(top_up) == ("paid", 10000, 6000, 4000, 0, 0)
+    assert _held(rub_client) == rub("210.00")
+    assert ledger_verify().ok

@@ -602,3 +602,30 @@ def test_credit_adjust_and_payout_from_the_profile(admin, rub_client):
     )
     assert credit_held([rub_client.pk], "RUB") == rub("0.00")
     assert Refund.objects.get().destination == "out"
+
+
+def test_credit_top_up_invoiced_from_the_profile_and_paid_into_credit(admin, rub_client):
+    top_up = reverse("billing:credit_top_up", args=[rub_client.pk])
+    profile = admin.get(reverse("clients:detail", args=[rub_client.pk]) + "?tab=transactions")
+    assert 'id="credit-top-up"' in profile.content.decode()
+    refused = admin.post(top_up, {"amount": "-5", "due_days": "7"}, follow=True)
+    assert "The amount must be above zero." in refused.content.decode()
+    assert Invoice.objects.count() == 0
+    done = admin.post(top_up, {"amount": "250.00", "due_days": "10"}, follow=True)
+    invoice = Invoice.objects.get()
+    assert done.redirect_chain[-1][0] == reverse("billing:invoice", args=[invoice.pk])
+    page = done.content.decode()
+    assert "Invoice 1 issued." in page
+    assert 'id="top-up-badge"' in page
+    # no credit can pay a top-up, and what is paid on it is credit, not refundable as such
+    assert 'id="apply-credit"' not in page
+    assert invoice_state(invoice) == ("unpaid", 25000, 0, 0, 0, 25000)
+    assert (invoice.due_on - invoice.issued_on).days == 10
+    admin.post(
+        reverse("billing:invoice_pay", args=[invoice.pk]),
+        {"amount": "250.00", "method": "cash", "received_on": invoice.issued_on.isoformat()},
+    )
+    assert invoice_state(invoice) == ("paid", 25000, 25000, 0, 0, 0)
+    assert credit_held([rub_client.pk], "RUB") == rub("250.00")
+    paid_page = admin.get(reverse("billing:invoice", args=[invoice.pk])).content.decode()
+    assert 'id="refund"' not in paid_page

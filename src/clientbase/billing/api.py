@@ -304,6 +304,7 @@ class InvoiceListOut(Schema):
     balance: MoneyOut
     paid_on: dt.date | None
     sent_at: dt.datetime | None
+    credit_top_up: bool = Field(description="what is paid on it goes to the credit balance")
     version: int
 
     resolve_subtotal = _amount_resolver("subtotal_minor")
@@ -948,6 +949,28 @@ def invoice_cancel(request: HttpRequest, invoice_id: Id, payload: ReasonIn):
     )
 
 
+class ApplyCreditIn(Schema):
+    """How much of the client's credit to put on the invoice; null takes all it can."""
+
+    amount: AmountText | None = None
+
+
+@router.post(
+    "/invoices/{invoice_id}/apply-credit",
+    response={200: InvoiceOut, **problems(400, 403, 404, 409, 422)},
+    summary="Pay an invoice from credit",
+)
+def invoice_apply_credit(request: HttpRequest, invoice_id: Id, payload: ApplyCreditIn):
+    """Pay the invoice from the client's credit balance: all it can, or the amount given."""
+    invoice = _invoice(request, invoice_id, lines=False)
+    _require(request, "billing.payment")
+    amount = None
+    if payload.amount is not None:
+        amount = _parse_money(payload.amount, invoice.currency, "amount")
+    services.credit_apply(by=request.user, invoice=invoice, amount=amount)
+    return _invoice(request, invoice_id)
+
+
 @router.get(
     "/invoices/{invoice_id}/pdf",
     response={200: None, **problems(404, 422)},
@@ -1178,6 +1201,30 @@ def client_balance(request: HttpRequest, client_id: Id):
             "owed": _m(s.owed),
         },
     }
+
+
+class TopUpIn(Schema):
+    """Credit the client pays in advance, invoiced now."""
+
+    amount: AmountText
+    currency: CurrencyText
+    due_days: int = Field(7, ge=0, le=365, description="days the client has to pay")
+
+
+@router.post(
+    "/clients/{client_id}/credit-top-ups",
+    response={201: InvoiceOut, **problems(400, 403, 404, 409, 422)},
+    summary="Invoice a credit top-up",
+)
+def credit_top_up_create(request: HttpRequest, client_id: Id, payload: TopUpIn):
+    """Issue an invoice whose payments go to the client's credit balance."""
+    client = client_get(request.user, client_id)
+    _require(request, "billing.invoice")
+    amount = _parse_money(payload.amount, payload.currency, "amount")
+    invoice = services.credit_top_up_invoice(
+        by=request.user, client=client, amount=amount, due_days=payload.due_days
+    )
+    return Status(201, _invoice(request, invoice.pk))
 
 
 class LedgerEntryOut(Schema):

@@ -194,6 +194,13 @@ class CreditAdjustForm(StyledForm):
     reason = forms.CharField(label=_("Reason"), max_length=500, required=False)
 
 
+class CreditTopUpForm(StyledForm):
+    """An invoice for credit the client pays in advance."""
+
+    amount = forms.CharField(label=_("Amount"))
+    due_days = forms.IntegerField(label=_("Days to pay"), min_value=0, max_value=365, initial=7)
+
+
 class CreditPayoutForm(StyledForm):
     """Pay a client's credit balance out."""
 

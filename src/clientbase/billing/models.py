@@ -244,6 +244,8 @@ class Invoice(models.Model):
     # The client as the invoice was issued: name, addresses, tax ids, language.
     snapshot = models.JSONField(default=dict, blank=True)
     notes = models.TextField(_("notes to the client"), blank=True)
+    # A bill for money the client pays in advance: what is paid on it becomes credit.
+    credit_top_up = models.BooleanField(_("credit top-up"), default=False)
     subtotal_minor = models.BigIntegerField(_("subtotal"), default=0)
     tax_minor = models.BigIntegerField(_("tax"), default=0)
     total_minor = models.BigIntegerField(_("total"), default=0)
@@ -586,6 +588,7 @@ class LedgerEntry(AppendOnly):
         ADJUSTMENT = "adjustment", _("Adjustment")
         CANCELLATION = "cancellation", _("Invoice cancelled")
         PRORATION_CREDIT = "proration_credit", _("Downgrade credit")
+        TOP_UP = "top_up", _("Credit top-up")
 
     seq = models.BigIntegerField(unique=True)
     client = models.ForeignKey(

@@ -375,6 +375,26 @@ def invoice_issue(*, by, invoice: Invoice) -> Invoice:
     return invoice
 
 
+def credit_top_up_invoice(*, by, client: Client, amount: Money, due_days: int = 7) -> Invoice:
+    """Issue an invoice for credit paid in advance; each payment on it adds to the credit."""
+    client = _live_client(client)
+    if amount.currency != client.currency:
+        raise ServiceError(
+            _("The client is billed in %(billed)s; the top-up is in %(paid)s.")
+            % {"billed": client.currency, "paid": amount.currency},
+            field="currency",
+        )
+    _money(amount, client.currency)
+    line = LineSpec(_("Credit top-up"), amount.amount, taxable=False)
+    with transaction.atomic():
+        invoice = _draft_for(client, by=by, due_days=due_days)
+        invoice.credit_top_up = True
+        invoice.save(update_fields=["credit_top_up"])
+        _add_lines(invoice, [_clean_line(line)])
+        audit_create(invoice, by=by)
+        return invoice_issue(by=by, invoice=invoice)
+
+
 def invoice_cancel(*, by, invoice: Invoice, reason: str) -> Invoice:
     """Cancel a draft, or an issued invoice nobody has paid or credited yet."""
     reason = (reason or "").strip()
@@ -593,6 +613,11 @@ def payment_record(
                     payment.number,
                 )
             )
+            if invoice.credit_top_up:
+                postings.append(
+                    Posting(client.pk, LedgerEntry.Account.CREDIT, LedgerEntry.Kind.TOP_UP,
+                            Money(-share, amount.currency), None, invoice.number)
+                )  # fmt: skip
         if left:
             postings.append(
                 Posting(
@@ -622,6 +647,10 @@ def credit_apply(*, by, invoice: Invoice, amount: Money | None = None) -> Money:
     with transaction.atomic():
         client = _locked_client(invoice.client)
         invoice = _locked_open_invoices(client, [invoice], invoice.currency)[invoice.pk]
+        if invoice.credit_top_up:
+            raise ConflictError(
+                _("A credit top-up is paid with money, not with credit."), field="invoice"
+            )
         held = credit_held(history_ids(client), invoice.currency)
         if amount is not None:
             _money(amount, invoice.currency)
@@ -692,6 +721,12 @@ def refund_record(
         postings = []
         if invoice is not None:
             invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+            if invoice.credit_top_up:
+                raise ConflictError(
+                    _("What was paid on a credit top-up is credit now: refund it from the "
+                      "credit balance."),
+                    field="invoice",
+                )  # fmt: skip
             # What was paid and not yet given back, but never more than the invoice still
             # claims: a credit note beyond what was owed already returned money as credit.
             refundable = max(
@@ -780,7 +815,9 @@ def credit_note_create(
         if invoice.is_draft or invoice.status == Invoice.Status.CANCELLED:
             raise ConflictError(_("Only issued invoices can be credited."), field="status")
         creditable = invoice.total_minor - invoice.credited_minor - invoice.refunded_minor
-        limit = invoice.balance_minor if kind == CreditNote.Kind.WRITE_OFF else creditable
+        # What was paid on a top-up is already credit, so only what is owed can be credited.
+        forgives_only_owed = kind == CreditNote.Kind.WRITE_OFF or invoice.credit_top_up
+        limit = invoice.balance_minor if forgives_only_owed else creditable
         if amount.minor > limit:
             raise ServiceError(
                 _("At most %(limit)s can be credited on this invoice.")

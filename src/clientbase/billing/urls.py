@@ -48,5 +48,6 @@ urlpatterns = [
     path("payments/", views.payment_list, name="payments"),
     path("payments/new/", views.payment_add, name="payment_add"),
     path("clients/<int:pk>/credit/adjust/", views.credit_adjust, name="credit_adjust"),
+    path("clients/<int:pk>/credit/top-up/", views.credit_top_up, name="credit_top_up"),
     path("clients/<int:pk>/credit/payout/", views.credit_payout, name="credit_payout"),
 ]

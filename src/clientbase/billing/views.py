@@ -27,6 +27,7 @@ from clientbase.billing.forms import (
     CreditApplyForm,
     CreditNoteForm,
     CreditPayoutForm,
+    CreditTopUpForm,
     InvoiceDatesForm,
     LineForm,
     OrderForm,
@@ -1073,6 +1074,29 @@ def credit_adjust(request: HttpRequest, pk: int) -> HttpResponse:
     return _to_transactions(client)
 
 
+@require_action("billing.invoice")
+@require_POST
+def credit_top_up(request: HttpRequest, pk: int) -> HttpResponse:
+    """Issue an invoice for credit paid in advance and open it."""
+    client = get_visible_or_404(Client.objects.all(), request.user, pk=pk)
+    form = CreditTopUpForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(m for ms in form.errors.values() for m in ms))
+        return _to_transactions(client)
+    try:
+        invoice = services.credit_top_up_invoice(
+            by=request.user,
+            client=client,
+            amount=parse_money(form.cleaned_data["amount"], client.currency),
+            due_days=form.cleaned_data["due_days"],
+        )
+    except ServiceError as refused:
+        messages.error(request, " ".join(refused.messages))
+        return _to_transactions(client)
+    messages.success(request, _("Invoice %(number)s issued.") % {"number": invoice.number})
+    return redirect("billing:invoice", invoice.pk)
+
+
 @require_action("billing.refund")
 @require_POST
 def credit_payout(request: HttpRequest, pk: int) -> HttpResponse:
@@ -1128,5 +1152,6 @@ def profile_tab(user, client: Client, tab: str) -> dict:
         "ledger_kinds": dict(LedgerEntry.Kind.choices),
         "credit_balance": credit_held(ids, client.currency),
         "adjust_form": CreditAdjustForm(),
+        "top_up_form": CreditTopUpForm(),
         "payout_form": CreditPayoutForm(initial={"method": client.payment_method}),
     }
