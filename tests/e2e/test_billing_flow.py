@@ -22,6 +22,9 @@ pytestmark = pytest.mark.e2e
 
 def _shot(page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
+    # Off any button, so no hover or transition colours the picture.
+    page.mouse.move(0, 0)
+    page.wait_for_timeout(200)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
@@ -162,4 +165,17 @@ def test_sell_invoice_pay_upgrade_refund_and_search(
     _shot(page, "14_payments")
     page.goto(f"/billing/invoices/{first.pk}/print/")
     _shot(page, "15_print")
+
+    # invoice a top-up of 200.00 and pay it: the credit grows by what was paid
+    page.goto(f"/clients/{client.pk}/?tab=transactions")
+    page.click("#credit-top-up summary")
+    page.fill("#credit-top-up #id_amount", "200.00")
+    _shot(page, "16_credit_top_up_form")
+    page.click("#credit-top-up-submit")
+    expect(page.locator("#top-up-badge")).to_be_visible()
+    expect(page.locator("#invoice-title")).to_contain_text("Invoice 3")
+    page.fill("#record-payment #id_amount", "200.00")
+    page.click("#record-payment-submit")
+    expect(page.locator("#credit-held")).to_have_text("€700.00")
+    _shot(page, "17_credit_top_up_paid")
     assert problems == []
