@@ -31,8 +31,8 @@ def test_product_list_takes_a_few_queries(
         )
     browser = signed_in(seller)
     browser.get(reverse("catalog:products"))
-    # Session, user, role, permissions and unit, then products, prices and addon links.
-    with django_assert_num_queries(9):
+    # Session, user, role and unit, then products, prices and addon links.
+    with django_assert_num_queries(7):
         assert browser.get(reverse("catalog:products")).status_code == 200
 
 

@@ -492,7 +492,7 @@ def _settle_status(invoice: Invoice) -> list[str]:
             if not Receipt.objects.filter(invoice=invoice).exists():
                 Receipt.objects.create(
                     number=next_number("receipt").text,
-                    client=invoice.client,
+                    client_id=invoice.client_id,
                     invoice=invoice,
                     amount_minor=invoice.paid_minor,
                     currency=invoice.currency,
