@@ -169,13 +169,14 @@ def test_seed_walkthrough_through_the_api(http, clerk, rub_client, catalog, prom
         preview = _ok(_post(http, f"/services/{service.pk}/upgrade",
                             {"options": {"users": 6}, "preview": True}))  # fmt: skip
         assert {k: preview[k] for k in ("applied", "days_left", "cycle_days", "old_recurring",
-                                        "new_recurring", "charge", "invoice")} == {
+                                        "new_recurring", "charge", "total", "invoice")} == {
             "applied": False,
             "days_left": 150,
             "cycle_days": 181,
             "old_recurring": RUB("4000.00"),
             "new_recurring": RUB("4800.00"),
             "charge": RUB("662.98"),
+            "total": RUB("629.83"),
             "invoice": None,
         }  # fmt: skip
         assert preview["service"]["options"] == {"users": 5}
@@ -183,7 +184,7 @@ def test_seed_walkthrough_through_the_api(http, clerk, rub_client, catalog, prom
         # when it is confirmed
         done = _ok(_post(http, f"/services/{service.pk}/upgrade", {"options": {"users": 6}}))
     # then the service has 6 users and an issued invoice of 662.98 less the 5 %
-    assert (done["applied"], done["charge"]) == (True, RUB("662.98"))
+    assert (done["applied"], done["charge"], done["total"]) == (True, RUB("662.98"), RUB("629.83"))
     assert (done["service"]["options"], done["service"]["recurring"]) == (
         {"users": 6}, RUB("4800.00")
     )  # fmt: skip

@@ -733,10 +733,12 @@ def test_downgrade_credit_is_what_was_paid_with_promo_and_tax(
     assert (draft.subtotal_minor, draft.tax_minor, draft.total_minor) == (380000, 76000, 456000)
     time_machine.move_to(dt.datetime(2019, 3, 4, 9, tzinfo=dt.UTC), tick=False)
     service = Service.objects.get()
+    shown = services.service_change_preview(service=service, options={"users": 3})
+    assert (shown.charge, shown.total) == (rub("-1325.97"), rub("-1511.60"))
     _service, invoice, preview = services.service_change(
         by=clerk, service=service, options={"users": 3}
     )
-    assert (invoice, preview.charge) == (None, rub("-1325.97"))
+    assert (invoice, preview.charge, preview.total) == (None, rub("-1325.97"), rub("-1511.60"))
     # 1325.97 + 265.19 VAT − promo 66.30 − its VAT 13.26
     assert _held(rub_client) == rub("1511.60")
     assert LedgerEntry.objects.get(kind="proration_credit").amount_minor == -151160

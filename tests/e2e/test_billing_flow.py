@@ -128,6 +128,7 @@ def test_sell_invoice_pay_upgrade_refund_and_search(
     expect(page.locator("#old-price")).to_have_text("€4,800.00")
     expect(page.locator("#new-price")).to_have_text("€8,000.00")
     expect(page.locator("#change-charge")).to_have_text("€2,651.93")
+    expect(page.locator("#change-total")).to_have_text("€2,651.93")
     _shot(page, "08_change_preview")
     page.click("#confirm-change")
     expect(page.locator("#invoice-title")).to_contain_text("Invoice 2")

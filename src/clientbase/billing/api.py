@@ -640,7 +640,11 @@ class ChangeOut(Schema):
     cycle_days: int
     old_recurring: MoneyOut
     new_recurring: MoneyOut
-    charge: MoneyOut
+    charge: MoneyOut = Field(description="before promo and tax; negative: credit")
+    total: MoneyOut = Field(
+        description="the charge with the recurring promo and tax: what is invoiced, or "
+        "credited when negative"
+    )
     new_period_start: dt.date
     new_next_due: dt.date | None
     service: ServiceOut
@@ -659,6 +663,7 @@ def _change_out(preview: services.ChangePreview, service, invoice, *, applied: b
         "old_recurring": _money(preview.old_recurring.minor, preview.old_recurring.currency),
         "new_recurring": _money(preview.new_recurring.minor, preview.new_recurring.currency),
         "charge": _money(preview.charge.minor, preview.charge.currency),
+        "total": _money(preview.total.minor, preview.total.currency),
         "new_period_start": preview.new_period_start,
         "new_next_due": preview.new_next_due,
         "service": service,

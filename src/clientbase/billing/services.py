@@ -4,7 +4,7 @@ ledger in the action's own transaction."""
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 
 from django.db import IntegrityError, transaction
@@ -1320,6 +1320,7 @@ class ChangePreview:
     new_period_start: dt.date
     new_next_due: dt.date | None
     quote: Quote
+    total: Money | None = None  # the charge with the recurring promo and tax, as posted
 
 
 def service_change_preview(
@@ -1332,7 +1333,12 @@ def service_change_preview(
     today: dt.date | None = None,
 ) -> ChangePreview:
     """Price an upgrade or downgrade by the days left in the current cycle."""
-    today = today or clock.today()
+    preview = _change_price(service, product, cycle, quantity, options, today or clock.today())
+    return replace(preview, total=_change_total(service, preview.product, preview.charge))
+
+
+def _change_price(service, product, cycle, quantity, options, today) -> ChangePreview:
+    """The change's prices and its charge before promo and tax."""
     if service.status not in ("active", "suspended"):
         raise ConflictError(_("Only active or suspended services can be changed."), field="status")
     product = product or service.product
@@ -1443,8 +1449,7 @@ def service_change(
         elif preview.charge.minor < 0:
             ledger_post(
                 [Posting(client.pk, LedgerEntry.Account.CREDIT, LedgerEntry.Kind.PRORATION_CREDIT,
-                         _change_credit(client, service, preview.charge), None,
-                         str(service.pk))],
+                         preview.total, None, str(service.pk))],
                 by=by,
                 owner_of=client,
             )  # fmt: skip
@@ -1453,24 +1458,26 @@ def service_change(
     return service, invoice, preview
 
 
-def _change_credit(client: Client, service: Service, charge: Money) -> Money:
-    """The credit for a downgrade: the days given up as the client paid them, that is with
-    the recurring promo and the tax an upgrade invoice of the same amount would carry."""
-    product, currency = service.product, service.currency
+def _change_total(service: Service, product: Product, charge: Money) -> Money:
+    """The charge as an invoice of it would total, with the service's recurring promo and the
+    client's tax; signed as the charge, so a downgrade's credit is what the days were paid."""
+    currency = service.currency
+    if not charge:
+        return charge
     common = {"taxable": product.taxable, "tax_inclusive": product.tax_inclusive}
-    specs = [LineSpec("", -charge.amount, Decimal(1), **common)]
+    specs = [LineSpec("", abs(charge.amount), Decimal(1), **common)]
     if service.promo and service.promo.recurring and promo_applies_to(service.promo, product):
         specs += _promo_lines(service.promo, specs, currency, common)
-    rate = _client_tax(client)
-    paid = 0
+    rate = _client_tax(service.client)
+    total = 0
     for spec in specs:
         amounts = line_amounts(
             quantity=spec.quantity, unit_price=spec.unit_price, discount_percent=Decimal(0),
             tax_rate=rate, taxable=spec.taxable, tax_inclusive=spec.tax_inclusive,
             currency=currency,
         )  # fmt: skip
-        paid += amounts.net_minor + amounts.tax_minor
-    return Money(-paid, currency)
+        total += amounts.net_minor + amounts.tax_minor
+    return Money(total if charge.minor > 0 else -total, currency)
 
 
 def _service_label(service: Service) -> str:

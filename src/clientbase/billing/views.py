@@ -921,7 +921,7 @@ def service_change(request: HttpRequest, pk: int) -> HttpResponse:
                     "preview": preview,
                     "data": data,
                     "hidden": hidden,
-                    "credit": -preview.charge if preview.charge.minor < 0 else None,
+                    "credit": -preview.total if preview.total.minor < 0 else None,
                     "new_options": [(c.option.name, c.units) for c in preview.quote.options],
                 },
             )
