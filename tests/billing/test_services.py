@@ -596,6 +596,20 @@ def test_orders_of_a_closed_account_are_refused(clerk, rub_client, catalog, seed
     assert pending.status == "pending"
 
 
+def test_an_inactive_account_s_order_waits_until_it_is_reactivated(
+    clerk, rub_client, catalog, seed_day
+):
+    pending = _order(clerk, rub_client, (catalog.disk, Cycle.MONTHLY, None))
+    client_set_status(client=rub_client, status="inactive", reason="Unpaid", by=clerk)
+    before = billing_counts()
+    with pytest.raises(ServiceError, match="inactive: reactivate it before accepting"):
+        services.order_accept(by=clerk, order=pending)
+    assert billing_counts() == before
+    client_set_status(client=rub_client, status="active", reason="Paid", by=clerk)
+    accepted = services.order_accept(by=clerk, order=pending)
+    assert (accepted.status, Service.objects.get().status) == ("accepted", "active")
+
+
 def test_ordering_a_product_the_client_has_is_refused_naming_the_service(
     clerk, rub_client, catalog, seed_day
 ):

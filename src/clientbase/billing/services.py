@@ -1082,6 +1082,12 @@ def order_accept(*, by, order: Order) -> Order:
         if client.status == Client.Status.CLOSED:
             # Closing cancelled the account's services; a pending order must not revive them.
             raise ServiceError(_("The account is closed."), field="client")
+        if client.status == Client.Status.INACTIVE:
+            # Its services are suspended; new active ones would slip past the suspension.
+            raise ServiceError(
+                _("The account is inactive: reactivate it before accepting the order."),
+                field="client",
+            )
         items = list(order.items.select_related("product"))
         _duplicate_check(client, [item.product_id for item in items])
         promo = _lock_promo_use(order.promo) if order.promo_id else None
