@@ -454,3 +454,19 @@ def test_zip_names_are_safe_and_unique(draft):
 def test_empty_zip_is_a_valid_archive(db):
     with zipfile.ZipFile(io.BytesIO(pdf.invoices_zip([]))) as archive:
         assert archive.namelist() == []
+
+
+def test_zip_made_by_worker_processes_holds_the_same_pdfs(clerk, make_client, issue, seed_day):
+    client = make_client(language="ru")
+    invoices = [issue(client, line(f"Хостинг {n}", f"{n}0.00")) for n in range(1, 6)]
+    parallel, serial = io.BytesIO(), io.BytesIO()
+    names = pdf.write_invoices_zip(invoices, parallel, workers=2)
+    assert (
+        names
+        == pdf.write_invoices_zip(invoices, serial, workers=1)
+        == [f"{n}.pdf" for n in range(1, 6)]
+    )
+    with zipfile.ZipFile(parallel) as made, zipfile.ZipFile(serial) as expected:
+        for name in names:
+            assert made.read(name) == expected.read(name)
+        assert "Хостинг 3" in pdf_text(made.read("3.pdf"))

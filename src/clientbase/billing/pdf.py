@@ -28,7 +28,7 @@ from django.utils.translation import override, pgettext
 from django_countries import countries
 
 from clientbase.billing.models import Invoice
-from clientbase.billing.typst_render import render, render_job
+from clientbase.billing.typst_render import render, render_job, warm_up
 from clientbase.core.money import Money
 
 # Statuses printed across the page, so nobody takes the document for a valid bill.
@@ -276,19 +276,6 @@ def invoice_filename(invoice: Invoice) -> str:
 PARALLEL_FROM = 16
 
 
-def _rendered(jobs: Iterable[tuple[dict, int | None]], workers: int) -> Iterable[bytes]:
-    """PDFs of the jobs in order; typst holds the GIL, so cores are used by processes.
-
-    The workers are spawned (typst's own threads do not survive a fork) and only compile:
-    the documents, all the database reading and translating, are made here.
-    """
-    if workers < 2:
-        yield from map(render_job, jobs)
-        return
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        yield from pool.imap(render_job, jobs, chunksize=4)
-
-
 def write_invoices_zip(
     invoices: Iterable[Invoice], target: IO[bytes], *, workers: int | None = None
 ) -> list[str]:
@@ -315,13 +302,26 @@ def write_invoices_zip(
             name = f"{invoice_filename(invoice)[:-4]}-{n}.pdf"
         seen.add(name)
         names.append(name)
-    # Made here, in this thread: the pool reads its jobs from a thread of its own, which
-    # would open another database connection.
-    jobs = [(invoice_document(invoice), _timestamp(invoice)) for invoice in invoices]
-    # The PDFs are compressed already; storing them is faster than deflating them again.
-    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED) as archive:
-        for name, pdf in zip(names, _rendered(jobs, workers), strict=True):
-            archive.writestr(name, pdf)
+    # typst holds the GIL, so cores are used by processes. They are spawned (typst's own
+    # threads do not survive a fork) before the documents are made, so they start and load
+    # the template while this process reads and translates; they only compile.
+    pool = (
+        multiprocessing.get_context("spawn").Pool(workers, initializer=warm_up)
+        if workers > 1
+        else None
+    )
+    try:
+        # Made here, in this thread: the pool reads its jobs from a thread of its own, which
+        # would open another database connection.
+        jobs = [(invoice_document(invoice), _timestamp(invoice)) for invoice in invoices]
+        rendered = pool.imap(render_job, jobs, chunksize=4) if pool else map(render_job, jobs)
+        # The PDFs are compressed already; storing them is faster than deflating them again.
+        with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED) as archive:
+            for name, pdf in zip(names, rendered, strict=True):
+                archive.writestr(name, pdf)
+    finally:
+        if pool is not None:
+            pool.terminate()
     return names
 
 

@@ -23,6 +23,11 @@ def _compiler() -> typst.Compiler:
     return compiler
 
 
+def warm_up() -> None:
+    """Load the template and fonts before the first job arrives."""
+    _compiler()
+
+
 def render(document: dict, *, timestamp: int | None = None) -> bytes:
     """The PDF of a document as invoice_document() makes it; `timestamp` (Unix seconds)
     dates the PDF."""
