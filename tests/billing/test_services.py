@@ -908,3 +908,46 @@ def test_credit_top_up_refusals_leave_nothing_behind(pay, rub_client, clerk, see
     assert invoice_state(top_up) == ("paid", 10000, 6000, 4000, 0, 0)
     assert _held(rub_client) == rub("210.00")
     assert ledger_verify().ok
+
+
+# ----------------------------------------------------------------------------- overdue
+
+
+def test_the_daily_job_marks_invoices_still_owed_after_their_due_date_overdue(
+    issue, pay, rub_client, clerk, seed_day, time_machine
+):
+    from clientbase.core.cron import run_jobs
+    from clientbase.core.models import Event
+
+    late = issue(rub_client, ("Консультация", "100.00"))  # due 8 February
+    part = issue(rub_client, ("Лицензия", "300.00"))
+    pay(rub_client, rub("100.00"), part)
+    settled = issue(rub_client, ("Диск", "50.00"))
+    pay(rub_client, rub("50.00"), settled)
+    later = issue(rub_client, ("Хостинг", "70.00"), due_on=dt.date(2019, 2, 9))
+    # on the due date itself nothing is late yet
+    time_machine.move_to(dt.datetime(2019, 2, 8, 23, tzinfo=dt.UTC), tick=False)
+    assert services.invoices_mark_overdue() == 0
+    time_machine.move_to(dt.datetime(2019, 2, 9, 6, tzinfo=dt.UTC), tick=False)
+    [run] = run_jobs(only=["invoices_overdue"])
+    assert (run.status, run.result) == ("ok", "2 invoices marked overdue")
+    assert [invoice_state(i)[0] for i in (late, part, settled, later)] == [
+        "overdue", "overdue", "paid", "unpaid"
+    ]  # fmt: skip
+    assert sorted(
+        Event.objects.filter(type="invoice.overdue").values_list("reference", "amount_minor")
+    ) == [(late.number, 10000), (part.number, 20000)]
+    # a second run finds nothing more; paying keeps it overdue until it is paid in full
+    assert services.invoices_mark_overdue(batch=1) == 0
+    pay(rub_client, rub("50.00"), part)
+    assert invoice_state(part) == ("overdue", 30000, 15000, 0, 0, 15000)
+    pay(rub_client, rub("150.00"), part)
+    assert invoice_state(part)[0] == "paid"
+    assert ledger_verify().ok
+
+
+def test_marking_overdue_walks_every_batch(issue, rub_client, seed_day, time_machine):
+    bills = [issue(rub_client, (f"Line {n}", "10.00")) for n in range(5)]
+    time_machine.move_to(dt.datetime(2019, 3, 1, 6, tzinfo=dt.UTC), tick=False)
+    assert services.invoices_mark_overdue(batch=2) == 5
+    assert {invoice_state(b)[0] for b in bills} == {"overdue"}

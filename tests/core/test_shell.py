@@ -93,6 +93,7 @@ def test_cron_runs_every_job_and_logs_it(db, time_machine):
         "prune_automation_log",
         "deferred_actions",
         "import_uploads",
+        "invoices_overdue",
     }
     assert all(r.status == "ok" and r.run_date == dt.date(2026, 4, 3) for r in runs.values())
     assert runs["prune_idempotency_keys"].result == "1 idempotency key removed"
@@ -100,7 +101,7 @@ def test_cron_runs_every_job_and_logs_it(db, time_machine):
     # running again the same day does no harm
     call_command("cron")
     assert IdempotencyKey.objects.count() == 1
-    assert CronRun.objects.filter(status="ok").count() == 10
+    assert CronRun.objects.filter(status="ok").count() == 12
 
 
 def test_a_failing_job_is_logged_and_others_still_run(db, monkeypatch):

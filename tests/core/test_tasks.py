@@ -17,11 +17,12 @@ def test_run_now_queues_every_job_after_commit(
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         response = client.post("/settings/automation/run/")
     assert response.status_code == 302
-    assert len(callbacks) == 5
+    assert len(callbacks) == 6
     assert sorted(CronRun.objects.values_list("job", "status")) == [
         ("clear_sessions", "ok"),
         ("deferred_actions", "ok"),
         ("import_uploads", "ok"),
+        ("invoices_overdue", "ok"),
         ("prune_automation_log", "ok"),
         ("prune_idempotency_keys", "ok"),
     ]
@@ -73,7 +74,7 @@ def test_worker_processes_queued_jobs(tmp_path, backend):
     if backend == "redis":
         _clientbase(env, "shell", "-c", "import django_rq; django_rq.get_queue().empty()")
     # when the daily jobs are queued and a worker drains the queue
-    assert _clientbase(env, "cron", "--background").strip() == "5 jobs queued"
+    assert _clientbase(env, "cron", "--background").strip() == "6 jobs queued"
     _clientbase(env, "worker", "--batch")
     # then every job ran once, in the worker
     out = _clientbase(
@@ -86,5 +87,6 @@ def test_worker_processes_queued_jobs(tmp_path, backend):
     )
     assert out.strip() == (
         "[('clear_sessions', 'ok'), ('deferred_actions', 'ok'), ('import_uploads', 'ok'), "
-        "('prune_automation_log', 'ok'), ('prune_idempotency_keys', 'ok')]"
+        "('invoices_overdue', 'ok'), ('prune_automation_log', 'ok'), "
+        "('prune_idempotency_keys', 'ok')]"
     )

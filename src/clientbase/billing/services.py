@@ -54,23 +54,55 @@ register_series("refund", prefix="REF-", padding=5)
 register_series("credit_note", prefix="CN-", padding=5)
 register_series("receipt", prefix="RCP-", padding=6)
 
-_E = gettext_lazy
 for code, category, message in [
-    ("order.created", EventCategory.SALES, _E("Order %(reference)s placed")),
-    ("order.accepted", EventCategory.SALES, _E("Order %(reference)s accepted")),
-    ("order.cancelled", EventCategory.SALES, _E("Order %(reference)s cancelled: %(reason)s")),
-    ("service.status", EventCategory.CHARGES, _E("%(product)s: %(old)s → %(new)s (%(reason)s)")),
-    ("service.transferred", EventCategory.CHARGES, _E("%(product)s transferred to %(to)s")),
-    ("service.changed", EventCategory.CHARGES, _E("%(product)s changed: %(change)s")),
-    ("service.updated", EventCategory.CHARGES, _E("%(product)s: dates changed")),
-    ("invoice.issued", EventCategory.AR, _E("Invoice %(reference)s issued for %(amount)s")),
-    ("invoice.cancelled", EventCategory.AR, _E("Invoice %(reference)s cancelled: %(reason)s")),
-    ("invoice.sent", EventCategory.AR, _E("Invoice %(reference)s emailed to %(to)s")),
-    ("payment.recorded", EventCategory.PAYMENTS, _E("Payment %(reference)s of %(amount)s")),
-    ("credit.applied", EventCategory.PAYMENTS, _E("Credit of %(amount)s applied to %(invoice)s")),
-    ("refund.recorded", EventCategory.PAYMENTS, _E("Refund %(reference)s of %(amount)s")),
-    ("credit_note.created", EventCategory.AR, _E("%(kind)s %(reference)s of %(amount)s")),
-    ("credit.adjusted", EventCategory.AR, _E("Credit balance adjusted by %(amount)s")),
+    ("order.created", EventCategory.SALES, gettext_lazy("Order %(reference)s placed")),
+    ("order.accepted", EventCategory.SALES, gettext_lazy("Order %(reference)s accepted")),
+    (
+        "order.cancelled",
+        EventCategory.SALES,
+        gettext_lazy("Order %(reference)s cancelled: %(reason)s"),
+    ),
+    (
+        "service.status",
+        EventCategory.CHARGES,
+        gettext_lazy("%(product)s: %(old)s → %(new)s (%(reason)s)"),
+    ),
+    (
+        "service.transferred",
+        EventCategory.CHARGES,
+        gettext_lazy("%(product)s transferred to %(to)s"),
+    ),
+    ("service.changed", EventCategory.CHARGES, gettext_lazy("%(product)s changed: %(change)s")),
+    ("service.updated", EventCategory.CHARGES, gettext_lazy("%(product)s: dates changed")),
+    (
+        "invoice.issued",
+        EventCategory.AR,
+        gettext_lazy("Invoice %(reference)s issued for %(amount)s"),
+    ),
+    (
+        "invoice.cancelled",
+        EventCategory.AR,
+        gettext_lazy("Invoice %(reference)s cancelled: %(reason)s"),
+    ),
+    ("invoice.sent", EventCategory.AR, gettext_lazy("Invoice %(reference)s emailed to %(to)s")),
+    (
+        "invoice.overdue",
+        EventCategory.AR,
+        gettext_lazy("Invoice %(reference)s overdue: %(amount)s owed"),
+    ),
+    (
+        "payment.recorded",
+        EventCategory.PAYMENTS,
+        gettext_lazy("Payment %(reference)s of %(amount)s"),
+    ),
+    (
+        "credit.applied",
+        EventCategory.PAYMENTS,
+        gettext_lazy("Credit of %(amount)s applied to %(invoice)s"),
+    ),
+    ("refund.recorded", EventCategory.PAYMENTS, gettext_lazy("Refund %(reference)s of %(amount)s")),
+    ("credit_note.created", EventCategory.AR, gettext_lazy("%(kind)s %(reference)s of %(amount)s")),
+    ("credit.adjusted", EventCategory.AR, gettext_lazy("Credit balance adjusted by %(amount)s")),
 ]:
     register_event_type(code, category, message)
 
@@ -447,6 +479,41 @@ def invoice_cancel(*, by, invoice: Invoice, reason: str) -> Invoice:
                 owner_of=invoice.client,
             )
     return invoice
+
+
+def invoices_mark_overdue(*, day: dt.date | None = None, batch: int = 1000) -> int:
+    """Mark issued invoices still owed after their due date as overdue; how many were marked."""
+    day = day or clock.today()
+    marked = 0
+    while True:
+        # In batches, each its own transaction, so a long list never holds every row locked.
+        with transaction.atomic():
+            invoices = list(
+                Invoice.objects.select_for_update(of=("self",))
+                .select_related("client")
+                .filter(
+                    status__in=(Invoice.Status.UNPAID, Invoice.Status.PARTIALLY_PAID),
+                    due_on__lt=day,
+                    balance_minor__gt=0,
+                )
+                .order_by("pk")[:batch]
+            )
+            for invoice in invoices:
+                invoice.status = Invoice.Status.OVERDUE
+                invoice.version += 1
+                invoice.save(update_fields=["status", "version"])
+                record_event(
+                    "invoice.overdue",
+                    by=None,
+                    client=invoice.client,
+                    subject=invoice,
+                    amount=invoice.balance,
+                    reference=invoice.number,
+                    details={"due_on": invoice.due_on.isoformat()},
+                )
+        if not invoices:
+            return marked
+        marked += len(invoices)
 
 
 def invoice_send(*, by, invoice: Invoice, to: str | None = None) -> Invoice:

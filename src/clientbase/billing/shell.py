@@ -1,6 +1,7 @@
 """What billing adds to the shell: permissions, menu, dashboard figures, profile blocks, hooks."""
 
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from clientbase.accounts.permissions import register_action
 from clientbase.billing import queries, services
@@ -10,6 +11,7 @@ from clientbase.clients.services import (
     on_client_merge_check,
     on_status_change,
 )
+from clientbase.core.cron import register_job
 from clientbase.core.registry import (
     Counter,
     NavEntry,
@@ -52,6 +54,13 @@ def _same_products(survivor, merged) -> str:
     ) % {"product": shared.product.name}
 
 
+def _mark_overdue(day) -> str:
+    marked = services.invoices_mark_overdue(day=day)
+    return ngettext(
+        "%(count)d invoice marked overdue", "%(count)d invoices marked overdue", marked
+    ) % {"count": marked}
+
+
 def register() -> None:
     """Hook billing into roles, navigation, the dashboard, the client profile and its status."""
     for code, label in [
@@ -61,6 +70,9 @@ def register() -> None:
         ("billing.refund", _("Refund, credit and write off")),
     ]:
         register_action(code, label, BILLING)
+    register_job("invoices_overdue", _("Mark invoices still owed after their due date overdue"))(
+        _mark_overdue
+    )
     on_status_change(services.services_follow_account)
     on_client_delete(services.billing_blocks_delete)
     on_client_merge_check(_same_products)
