@@ -122,6 +122,7 @@ def test_seed_walkthrough_through_the_api(http, clerk, rub_client, catalog, prom
             "decided_at": None,
             "cancel_reason": "",
             "invoice_id": None,
+            "invoice_ids": [],
             "items": [
                 {
                     "id": order["items"][0]["id"],
@@ -136,6 +137,7 @@ def test_seed_walkthrough_through_the_api(http, clerk, rub_client, catalog, prom
         # when it is accepted
         accepted = _ok(_post(http, f"/orders/{order['id']}/accept"))
         assert (accepted["status"], accepted["decided_at"]) == ("accepted", "2019-02-01T09:00:00Z")
+        assert accepted["invoice_ids"] == [accepted["invoice_id"]]
         # then the draft has the product at 0, 5 users at 800.00 and the promo line
         draft = _ok(http.get(f"{API}/invoices/{accepted['invoice_id']}"))
         assert (draft["status"], draft["number"], draft["snapshot"]) == ("draft", "", {})
@@ -886,3 +888,19 @@ def test_credit_top_ups_need_the_invoice_action_and_the_client_in_sight(
     seller = api_client(make_user("sam", role="sales", unit="team_a"))
     assert _problem(_post(seller, path, body), 404) == NOT_FOUND
     assert Invoice.objects.count() == 0
+
+
+def test_an_order_of_a_client_who_wants_separate_invoices_lists_each_draft(http, make_client,
+                                                                         catalog):  # fmt: skip
+    client = make_client(separate_invoices=True)
+    body = _order_body(client, catalog, promo_code="")
+    body["items"].append({"product_id": catalog.disk.pk, "cycle": "monthly"})
+    with time_machine.travel(SEED, tick=False):
+        order = _ok(_post(http, "/orders", body), 201)
+        accepted = _ok(_post(http, f"/orders/{order['id']}/accept"))
+    first, second = accepted["invoice_ids"]
+    assert accepted["invoice_id"] == first
+    totals = [_ok(http.get(f"{API}/invoices/{pk}"))["total"] for pk in (first, second)]
+    assert totals == [RUB("4000.00"), RUB("360.00")]
+    listed = _ok(http.get(f"{API}/orders"))["items"]
+    assert [o["invoice_ids"] for o in listed] == [[first, second]]

@@ -550,6 +550,35 @@ def test_order_accept_creates_services_and_a_draft_and_uses_the_promo_once(
     assert promos["last_use"].uses == 1
 
 
+def test_a_client_who_wants_separate_invoices_gets_a_draft_per_service(
+    clerk, make_client, catalog, promos, seed_day
+):
+    client = make_client(separate_invoices=True)
+    order = _order(
+        clerk, client, (catalog.hotel, Cycle.SEMI_ANNUAL, None),
+        (catalog.licences, Cycle.SEMI_ANNUAL, {"users": 5}), promo="LAST",
+    )  # fmt: skip
+    services.order_accept(by=clerk, order=order)
+    order.refresh_from_db()
+    hotel, licences = order.invoices.order_by("id")
+    assert order.invoice == hotel
+    # each service's lines, its promo line with it, on a draft of its own
+    assert list(hotel.lines.values_list("description", "net_minor")) == [
+        ("БИТ:Отель 8. ПРОФ (01/02/2019 – 31/07/2019)", 1338000),
+        ("БИТ:Отель 8. ПРОФ: setup fee", 200000),
+        ("Promo code LAST: 10 %", -153800),
+    ]
+    assert list(licences.lines.values_list("description", "net_minor")) == [
+        ("Пакет лицензий 1С в аренду (01/02/2019 – 31/07/2019)", 100000),
+        ("Лицензии в аренду: 5 × 450.00 RUB", 135000),
+        ("Promo code LAST: 10 %", -23500),
+    ]
+    assert (hotel.total_minor, licences.total_minor) == (1384200, 211500)
+    assert {i.status for i in (hotel, licences)} == {"draft"}
+    promos["last_use"].refresh_from_db()
+    assert promos["last_use"].uses == 1
+
+
 @pytest.mark.parametrize(
     ("key", "message"),
     [

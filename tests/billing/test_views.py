@@ -629,3 +629,19 @@ def test_credit_top_up_invoiced_from_the_profile_and_paid_into_credit(admin, rub
     assert credit_held([rub_client.pk], "RUB") == rub("250.00")
     paid_page = admin.get(reverse("billing:invoice", args=[invoice.pk])).content.decode()
     assert 'id="refund"' not in paid_page
+
+
+def test_the_order_page_links_every_invoice_it_drafted(admin, clerk, make_client, catalog,
+                                                       seed_day):  # fmt: skip
+    client = make_client(separate_invoices=True)
+    order = services.order_create(
+        by=clerk, client=client,
+        items=[services.ItemSpec(catalog.disk, "monthly"),
+               services.ItemSpec(catalog.hotel, "semi_annual")],
+    )  # fmt: skip
+    services.order_accept(by=clerk, order=order)
+    page = admin.get(reverse("billing:order", args=[order.pk])).content.decode()
+    links = [f'href="{reverse("billing:invoice", args=[i.pk])}"' for i in order.invoices.all()]
+    assert len(links) == 2
+    assert all(link in page for link in links)
+    assert page.count('class="order-invoice"') == 2

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import F, Sum, Window, prefetch_related_objects
+from django.db.models import F, Prefetch, Sum, Window, prefetch_related_objects
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 from ninja import Field, Router, Schema, Status
@@ -151,7 +151,10 @@ class OrderOut(Schema):
     created_at: dt.datetime
     decided_at: dt.datetime | None
     cancel_reason: str
-    invoice_id: int | None
+    invoice_id: int | None = Field(description="the first invoice accepting the order drafted")
+    invoice_ids: list[int] = Field(
+        description="every invoice it drafted: one per service for a client who wants that"
+    )
     items: list[OrderItemOut]
 
     @staticmethod
@@ -161,6 +164,10 @@ class OrderOut(Schema):
     @staticmethod
     def resolve_items(order) -> list:
         return list(order.items.all())
+
+    @staticmethod
+    def resolve_invoice_ids(order) -> list[int]:
+        return [invoice.pk for invoice in order.invoices.all()]
 
 
 class OrderItemIn(Schema):
@@ -491,9 +498,15 @@ class CreditNoteOut(Schema):
 # ----------------------------------------------------------------------------- orders
 
 
+# The ids of the invoices an order drafted, oldest first, in one query for a whole page.
+_ORDER_INVOICES = Prefetch(
+    "invoices", queryset=Invoice.objects.only("id", "order_id").order_by("id")
+)
+
+
 def _order(request: HttpRequest, order_id: int) -> Order:
     return get_visible_or_404(
-        Order.objects.select_related("promo").prefetch_related("items__order"),
+        Order.objects.select_related("promo").prefetch_related("items__order", _ORDER_INVOICES),
         request.user,
         pk=order_id,
     )
@@ -510,7 +523,7 @@ def order_list(
         found = found.filter(status=status)
     if client_id:
         found = found.filter(client_id=client_id)
-    return found.prefetch_related("items__order").order_by("-id")
+    return found.prefetch_related("items__order", _ORDER_INVOICES).order_by("-id")
 
 
 @router.post(

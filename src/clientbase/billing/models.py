@@ -244,6 +244,15 @@ class Invoice(models.Model):
     # The client as the invoice was issued: name, addresses, tax ids, language.
     snapshot = models.JSONField(default=dict, blank=True)
     notes = models.TextField(_("notes to the client"), blank=True)
+    # The order whose acceptance drafted it (one per service when the client asks for that).
+    order = models.ForeignKey(
+        "Order",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="invoices",
+        verbose_name=_("order"),
+    )
     # A bill for money the client pays in advance: what is paid on it becomes credit.
     credit_top_up = models.BooleanField(_("credit top-up"), default=False)
     subtotal_minor = models.BigIntegerField(_("subtotal"), default=0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
+from itertools import chain
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -254,14 +255,14 @@ def _recompute(invoice: Invoice) -> None:
     )
 
 
-def _draft_for(client: Client, *, by, issued_on=None, due_days: int = 7, notes="") -> Invoice:
+def _draft_for(client: Client, *, by, issued_on=None, due_days: int = 7, **fields) -> Invoice:
     issued_on = issued_on or clock.today()
     return Invoice.objects.create(
         client=client,
         currency=client.currency,
         issued_on=issued_on,
         due_on=issued_on + dt.timedelta(days=due_days),
-        notes=notes,
+        **fields,
     )
 
 
@@ -419,9 +420,7 @@ def credit_top_up_invoice(*, by, client: Client, amount: Money, due_days: int = 
     _money(amount, client.currency)
     line = LineSpec(_("Credit top-up"), amount.amount, taxable=False)
     with transaction.atomic():
-        invoice = _draft_for(client, by=by, due_days=due_days)
-        invoice.credit_top_up = True
-        invoice.save(update_fields=["credit_top_up"])
+        invoice = _draft_for(client, by=by, due_days=due_days, credit_top_up=True)
         _add_lines(invoice, [_clean_line(line)])
         audit_create(invoice, by=by)
         return invoice_issue(by=by, invoice=invoice)
@@ -1136,7 +1135,8 @@ def _promo_lines(promo: PromoCode, lines: list[LineSpec], currency: str, common:
 
 
 def order_accept(*, by, order: Order) -> Order:
-    """Create the order's services, active from today, and a draft invoice for their first period."""
+    """Create the order's services, active from today, and the draft invoice of their first
+    period (a draft per service when the client wants separate invoices)."""
     today = clock.today()
     with transaction.atomic():
         order = Order.objects.select_for_update().select_related("client").get(pk=order.pk)
@@ -1158,8 +1158,7 @@ def order_accept(*, by, order: Order) -> Order:
         items = list(order.items.select_related("product"))
         _duplicate_check(client, [item.product_id for item in items])
         promo = _lock_promo_use(order.promo) if order.promo_id else None
-        invoice = _draft_for(client, by=by, issued_on=today)
-        specs: list[LineSpec] = []
+        per_service: list[list[LineSpec]] = []
         for item in items:
             quote = product_quote(item.product, cycle=item.cycle, currency=order.currency,
                                   quantity=item.quantity, options=item.options)  # fmt: skip
@@ -1192,11 +1191,18 @@ def order_accept(*, by, order: Order) -> Order:
                 raise
             audit_create(service, by=by)
             end = due - dt.timedelta(days=1) if due else None
-            specs += service_lines(service, quote, today, end, first=True,
-                                   override_minor=item.price_override_minor)  # fmt: skip
-        _add_lines(invoice, [_clean_line(spec) for spec in specs])
-        audit_create(invoice, by=by)
-        order.status, order.decided_at, order.invoice = Order.Status.ACCEPTED, clock.now(), invoice
+            per_service.append(service_lines(service, quote, today, end, first=True,
+                                             override_minor=item.price_override_minor))  # fmt: skip
+        # One draft for the order, or one per service for a client who asked for that.
+        batches = per_service if client.separate_invoices else [[*chain(*per_service)]]
+        drafts = []
+        for specs in batches:
+            invoice = _draft_for(client, by=by, issued_on=today, order=order)
+            _add_lines(invoice, [_clean_line(spec) for spec in specs])
+            audit_create(invoice, by=by)
+            drafts.append(invoice)
+        order.status, order.decided_at = Order.Status.ACCEPTED, clock.now()
+        order.invoice = drafts[0]
         order.save(update_fields=["status", "decided_at", "invoice"])
         record_event("order.accepted", by=by, client=client, subject=order, reference=order.number)
     return order

@@ -666,6 +666,7 @@ def order_detail(request: HttpRequest, pk: int, cancel_form=None) -> HttpRespons
             "order": order,
             "items": items,
             "services": order.services.select_related("product"),
+            "order_invoices": order.invoices.order_by("id"),
             "cancel_form": cancel_form or ReasonForm(),
         },
     )
