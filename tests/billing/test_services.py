@@ -109,6 +109,14 @@ def test_allocations_above_the_payment_are_refused(bill, issue, pay, rub_client)
     assert billing_counts() == before
 
 
+def test_an_invoice_named_twice_in_one_payment_is_refused(bill, pay, rub_client):
+    before = billing_counts()
+    with pytest.raises(ServiceError, match="An invoice appears twice in the payment"):
+        pay(rub_client, rub("2000.00"), bill, bill)
+    assert billing_counts() == before
+    assert invoice_state(bill) == ("unpaid", 100000, 0, 0, 0, 100000)
+
+
 def test_allocation_above_what_is_owed_takes_only_what_is_owed(bill, pay, rub_client):
     payment = pay(rub_client, rub("1200.00"), (bill, rub("1100.00")))
     assert invoice_state(bill) == ("paid", 100000, 100000, 0, 0, 0)

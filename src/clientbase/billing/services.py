@@ -636,6 +636,11 @@ def payment_record(
             _money(alloc, amount.currency, "invoices")
     if wanted_total > amount.minor:
         raise ServiceError(_("The allocations add up to more than the payment."), field="invoices")
+    named = [inv.pk for inv, _alloc in invoices]
+    if len(named) != len(set(named)):
+        # Each share is taken from what the invoice owes before the payment: twice would pay
+        # it twice over.
+        raise ServiceError(_("An invoice appears twice in the payment."), field="invoices")
     with transaction.atomic():
         _locked_client(client)
         locked = _locked_open_invoices(
