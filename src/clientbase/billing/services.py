@@ -142,6 +142,16 @@ def parse_money(text, currency, field_name: str = "amount") -> Money:
     return amount
 
 
+def _client_money(amount: Money, client: Client, other_currency) -> None:
+    """Refuse an amount that is not above zero in the client's own currency."""
+    if amount.currency != client.currency:
+        raise ServiceError(
+            str(other_currency) % {"billed": client.currency, "paid": amount.currency},
+            field="currency",
+        )
+    _money(amount, client.currency)
+
+
 def _live_client(client: Client) -> Client:
     if client.merged_into_id or client.deleted_at:
         raise ServiceError(_("This client was merged or deleted."), field="client")
@@ -411,13 +421,11 @@ def invoice_issue(*, by, invoice: Invoice) -> Invoice:
 def credit_top_up_invoice(*, by, client: Client, amount: Money, due_days: int = 7) -> Invoice:
     """Issue an invoice for credit paid in advance; each payment on it adds to the credit."""
     client = _live_client(client)
-    if amount.currency != client.currency:
-        raise ServiceError(
-            _("The client is billed in %(billed)s; the top-up is in %(paid)s.")
-            % {"billed": client.currency, "paid": amount.currency},
-            field="currency",
-        )
-    _money(amount, client.currency)
+    _client_money(
+        amount,
+        client,
+        gettext_lazy("The client is billed in %(billed)s; the top-up is in %(paid)s."),
+    )
     line = LineSpec(_("Credit top-up"), amount.amount, taxable=False)
     with transaction.atomic():
         invoice = _draft_for(client, by=by, due_days=due_days, credit_top_up=True)
@@ -621,13 +629,11 @@ def payment_record(
     _live_client(client)
     if method not in PaymentMethod.values:
         raise ServiceError(_("Choose how the money was paid."), field="method")
-    if amount.currency != client.currency:
-        raise ServiceError(
-            _("The client is billed in %(billed)s; the payment is in %(paid)s.")
-            % {"billed": client.currency, "paid": amount.currency},
-            field="currency",
-        )
-    _money(amount, client.currency)
+    _client_money(
+        amount,
+        client,
+        gettext_lazy("The client is billed in %(billed)s; the payment is in %(paid)s."),
+    )
     if received_on and received_on > clock.today():
         raise ServiceError(_("A payment cannot be received in the future."), field="received_on")
     wanted_total = sum((a.minor for _inv, a in invoices if a is not None), 0)
