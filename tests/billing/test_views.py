@@ -586,6 +586,8 @@ def test_credit_adjust_and_payout_from_the_profile(admin, rub_client):
     adjust = reverse("billing:credit_adjust", args=[rub_client.pk])
     done = admin.post(adjust, {"amount": "300.00", "reason": "Loyalty bonus"}, follow=True)
     assert "Credit balance is now RUB300.00." in done.content.decode()
+    empty = admin.post(adjust, {"amount": "", "reason": "Oops"}, follow=True)
+    assert "This field is required." in empty.content.decode()
     refused = admin.post(adjust, {"amount": "-400.00", "reason": "Oops"}, follow=True)
     assert "The client has only 300.00 RUB of credit." in refused.content.decode()
     before = billing_counts()

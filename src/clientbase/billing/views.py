@@ -1052,6 +1052,11 @@ def _to_transactions(client: Client) -> HttpResponse:
     return redirect(reverse("clients:detail", args=[client.pk]) + "?tab=transactions")
 
 
+def _say_form_errors(request: HttpRequest, form) -> None:
+    """Show a profile form's errors as a message, the form living in a folded panel."""
+    messages.error(request, " ".join(m for ms in form.errors.values() for m in ms))
+
+
 @require_action("billing.refund")
 @require_POST
 def credit_adjust(request: HttpRequest, pk: int) -> HttpResponse:
@@ -1072,6 +1077,8 @@ def credit_adjust(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(
                 request, _("Credit balance is now %(amount)s.") % {"amount": _fmt(held)}
             )
+    else:
+        _say_form_errors(request, form)
     return _to_transactions(client)
 
 
@@ -1082,7 +1089,7 @@ def credit_top_up(request: HttpRequest, pk: int) -> HttpResponse:
     client = get_visible_or_404(Client.objects.all(), request.user, pk=pk)
     form = CreditTopUpForm(request.POST)
     if not form.is_valid():
-        messages.error(request, " ".join(m for ms in form.errors.values() for m in ms))
+        _say_form_errors(request, form)
         return _to_transactions(client)
     try:
         invoice = services.credit_top_up_invoice(
@@ -1125,6 +1132,8 @@ def credit_payout(request: HttpRequest, pk: int) -> HttpResponse:
                     "amount": _fmt(Money(refund.amount_minor, refund.currency)),
                 },
             )
+    else:
+        _say_form_errors(request, form)
     return _to_transactions(client)
 
 

