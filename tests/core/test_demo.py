@@ -319,3 +319,17 @@ def test_bench_refuses_an_unknown_benchmark():
     # when it is asked for
     with pytest.raises(CommandError, match=r"No benchmark 'nosuch'; available: .*demo"):
         call_command("bench", "nosuch", stdout=io.StringIO())
+
+
+def test_demo_billing_is_topped_up_not_doubled(db):
+    from clientbase.billing.models import LedgerEntry, Order
+
+    # when the demo runs twice, asked for billing on 3 accounts
+    for _run in range(2):
+        call_command("demo", "--clients", "12", "--billing-accounts", "3", stdout=io.StringIO())
+        if _run == 0:
+            orders, entries = Order.objects.count(), LedgerEntry.objects.count()
+
+    # then 3 clients were sold to, once
+    assert Order.objects.values("client").distinct().count() == 3
+    assert (Order.objects.count(), LedgerEntry.objects.count()) == (orders, entries)

@@ -16,16 +16,19 @@ DEFAULT_ACCOUNTS = 60
 
 
 def demo_billing_create(*, by, accounts: int = DEFAULT_ACCOUNTS, seed: int = 7) -> int:
-    """Sell to up to `accounts` clients that have no order yet; returns how many were sold to."""
+    """Sell to clients without an order until `accounts` clients have one (a rerun only tops
+    up); returns how many were sold to."""
     rng = random.Random(seed)
     priced = set(Price.objects.values_list("currency", flat=True))
     products = list(Product.objects.filter(kind="product", active=True).order_by("code"))
     if not products or not priced:
         return 0
+    ordered = Exists(Order.objects.filter(client=OuterRef("pk")))
+    missing = max(accounts - Client.objects.filter(ordered).count(), 0)
     clients = (
         Client.objects.filter(status="active", currency__in=priced)
-        .exclude(Exists(Order.objects.filter(client=OuterRef("pk"))))
-        .order_by("pk")[:accounts]
+        .exclude(ordered)
+        .order_by("pk")[:missing]
     )
     sold = 0
     for client in clients:
