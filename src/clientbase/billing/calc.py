@@ -56,6 +56,20 @@ def next_due(start: dt.date, cycle: str) -> dt.date | None:
     return add_months(start, months) if months else None
 
 
+def aligned_due(start: dt.date, cycle: str, billing_day: int) -> dt.date | None:
+    """Where the first period of a co-termed service ends (exclusive): the next billing day.
+
+    A service starting on the billing day itself runs a whole cycle; any other starts a
+    short first period, so that from then on its periods share the client's dates.
+    """
+    if cycle not in CYCLE_MONTHS:
+        return None
+    if start.day == billing_day:
+        return next_due(start, cycle)
+    candidate = start.replace(day=billing_day)
+    return candidate if candidate > start else add_months(candidate, 1)
+
+
 def prorate(amount: Money, days: int, cycle_days: int) -> Money:
     """The share of `amount` for `days` of a `cycle_days` cycle, rounded half-up once."""
     if cycle_days <= 0:

@@ -68,12 +68,13 @@ def _locked_head() -> LedgerHead:
     return head
 
 
-def ledger_post(postings: list[Posting], *, by, owner_of) -> list[LedgerEntry]:
+def ledger_post(postings: list[Posting], *, by, owner_of, owners=None) -> list[LedgerEntry]:
     """Append entries at the end of the chain; call last in the action's transaction.
 
     The head row is the chain's single lock, taken after every other lock the action
     holds, so postings are ordered and two actions never wait on each other in a circle.
-    `owner_of` is the client whose owner and unit the entries carry for visibility.
+    `owner_of` is the client whose owner and unit the entries carry for visibility;
+    a bulk writer passes `owners`, each posting's client by id, instead.
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("ledger entries are posted inside the transaction of their action")
@@ -113,8 +114,8 @@ def ledger_post(postings: list[Posting], *, by, owner_of) -> list[LedgerEntry]:
                 prev_hash=prev,
                 hash=digest,
                 actor=by if getattr(by, "pk", None) else None,
-                owner_id=owner_of.owner_id,
-                org_unit_id=owner_of.org_unit_id,
+                owner_id=(owners[p.client_id] if owners else owner_of).owner_id,
+                org_unit_id=(owners[p.client_id] if owners else owner_of).org_unit_id,
             )
         )
         prev = digest

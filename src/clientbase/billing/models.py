@@ -147,6 +147,9 @@ class Service(models.Model):
     cancel_at_period_end = models.BooleanField(_("cancel at end of period"), default=False)
     # Set when the account's inactivation suspended it, so reactivation restores exactly these.
     suspended_with_account = models.BooleanField(default=False)
+    # Set by a catalogue price change meant for existing services: the next renewal is
+    # invoiced at the catalogue's price of the day, which then becomes the service's price.
+    reprice_at_renewal = models.BooleanField(_("renews at the catalogue price"), default=False)
 
     visibility_via = "client"
 
@@ -168,6 +171,7 @@ class Service(models.Model):
                 name="one_live_service_per_product",
             ),
         ]
+        indexes = [models.Index(fields=["status", "next_due_on"], name="service_status_due")]
 
     def __str__(self) -> str:
         return f"{self.product.name} #{self.pk}"
@@ -255,6 +259,11 @@ class Invoice(models.Model):
     )
     # A bill for money the client pays in advance: what is paid on it becomes credit.
     credit_top_up = models.BooleanField(_("credit top-up"), default=False)
+    # Why the billing run kept this draft for a person instead of issuing it.
+    hold_reason = models.CharField(_("held for review"), max_length=500, blank=True)
+    billing_run = models.ForeignKey(
+        "BillingRun", on_delete=models.SET_NULL, null=True, blank=True, related_name="bills"
+    )
     subtotal_minor = models.BigIntegerField(_("subtotal"), default=0)
     tax_minor = models.BigIntegerField(_("tax"), default=0)
     total_minor = models.BigIntegerField(_("total"), default=0)
@@ -637,3 +646,111 @@ class LedgerEntry(AppendOnly):
     @property
     def amount(self) -> Money:
         return Money(self.amount_minor, self.currency)
+
+
+class BillingRun(models.Model):
+    """One generation of the invoices that fall due, split into chunks of clients."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Done with errors")
+
+    run_date = models.DateField(_("run for"))
+    # Services whose next due date is on or before this day are invoiced.
+    bill_until = models.DateField(_("invoices due up to"))
+    status = models.CharField(
+        _("status"), max_length=8, choices=Status.choices, default=Status.RUNNING
+    )
+    started_at = models.DateTimeField(_("started"), default=clock.now)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    # Updated after each chunk; a run with no news for long was interrupted.
+    heartbeat_at = models.DateTimeField(default=clock.now)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    trigger = models.CharField(_("started from"), max_length=8)  # cron, staff, api
+    total_clients = models.PositiveIntegerField(_("clients"), default=0)
+    done_clients = models.PositiveIntegerField(_("clients done"), default=0)
+    invoices = models.PositiveIntegerField(_("invoices"), default=0)
+    held = models.PositiveIntegerField(_("held for review"), default=0)
+    errors = models.PositiveIntegerField(_("errors"), default=0)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = _("billing run")
+        verbose_name_plural = _("billing runs")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["running", "done", "failed"]),
+                name="billingrun_status_valid",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.run_date}"
+
+
+class BillingRunChunk(models.Model):
+    """Clients a worker bills in one transaction; claimed, done, or failed as a whole."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+
+    run = models.ForeignKey(BillingRun, on_delete=models.CASCADE, related_name="chunks")
+    position = models.PositiveIntegerField()
+    client_ids = models.JSONField(default=list)
+    state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "position"]
+        indexes = [models.Index(fields=["run", "state"], name="billingchunk_run_state")]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "position"], name="billingchunk_position"),
+            models.CheckConstraint(
+                condition=Q(state__in=["pending", "running", "done"]),
+                name="billingchunk_state_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}/{self.position}"
+
+
+class BillingRunError(models.Model):
+    """A client the run could not bill, and why; the others went on."""
+
+    run = models.ForeignKey(BillingRun, on_delete=models.CASCADE, related_name="failures")
+    client = models.ForeignKey("clients.Client", on_delete=models.CASCADE, related_name="+")
+    reason = models.TextField(_("reason"))
+    created_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.reason[:80]
+
+
+class BilledPeriod(models.Model):
+    """Proof that a service's period was invoiced: the key that makes billing exactly-once."""
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="billed_periods")
+    period_start = models.DateField()
+    period_end = models.DateField()
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="billed_periods")
+
+    class Meta:
+        ordering = ["service", "period_start"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["service", "period_start"], name="billedperiod_once_per_period"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service_id} {self.period_start}–{self.period_end}"

@@ -13,9 +13,10 @@ from django.db.models import F
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from clientbase.billing.calc import line_amounts, next_due, prorate
+from clientbase.billing.calc import aligned_due, line_amounts, next_due, prorate
 from clientbase.billing.ledger import Posting, credit_held, ledger_post
 from clientbase.billing.models import (
+    BilledPeriod,
     CreditNote,
     Invoice,
     InvoiceLine,
@@ -387,6 +388,7 @@ def invoice_issue(*, by, invoice: Invoice) -> Invoice:
         number = next_number("invoice")
         invoice.number, invoice.number_value = number.text, number.value
         invoice.snapshot = client_snapshot(client)
+        invoice.hold_reason = ""
         invoice.balance_minor = invoice.total_minor
         invoice.status = Invoice.Status.UNPAID if invoice.total_minor else Invoice.Status.PAID
         if not invoice.total_minor:
@@ -1173,12 +1175,20 @@ def order_accept(*, by, order: Order) -> Order:
         for item in items:
             quote = product_quote(item.product, cycle=item.cycle, currency=order.currency,
                                   quantity=item.quantity, options=item.options)  # fmt: skip
-            due = next_due(today, item.cycle)
             recurring = (
                 item.price_override_minor
                 if item.price_override_minor is not None
                 else quote.recurring.minor
             )
+            due, first_price = next_due(today, item.cycle), item.price_override_minor
+            if client.billing_day and due:
+                # Co-terming: a short first period, prorated by days, ends on the billing day.
+                due = aligned_due(today, item.cycle, client.billing_day)
+                cycle_days = (next_due(today, item.cycle) - today).days
+                if (due - today).days != cycle_days:
+                    first_price = prorate(
+                        Money(recurring, order.currency), (due - today).days, cycle_days
+                    ).minor
             try:
                 with transaction.atomic():
                     service = Service.objects.create(
@@ -1202,8 +1212,10 @@ def order_accept(*, by, order: Order) -> Order:
                 raise
             audit_create(service, by=by)
             end = due - dt.timedelta(days=1) if due else None
-            per_service.append(service_lines(service, quote, today, end, first=True,
-                                             override_minor=item.price_override_minor))  # fmt: skip
+            specs = service_lines(
+                service, quote, today, end, first=True, override_minor=first_price
+            )
+            per_service.append(specs)
         # One draft for the order, or one per service for a client who asked for that.
         batches = per_service if client.separate_invoices else [[*chain(*per_service)]]
         drafts = []
@@ -1212,6 +1224,15 @@ def order_accept(*, by, order: Order) -> Order:
             _add_lines(invoice, [_clean_line(spec) for spec in specs])
             audit_create(invoice, by=by)
             drafts.append(invoice)
+            # The first periods count as billed, so the billing run never bills them again.
+            first_periods = {
+                spec.service.pk: BilledPeriod(service=spec.service, invoice=invoice,
+                                              period_start=spec.period_start,
+                                              period_end=spec.period_end)
+                for spec in specs
+                if spec.period_end
+            }  # fmt: skip
+            BilledPeriod.objects.bulk_create(first_periods.values())
         order.status, order.decided_at = Order.Status.ACCEPTED, clock.now()
         order.invoice = drafts[0]
         order.save(update_fields=["status", "decided_at", "invoice"])

@@ -61,6 +61,18 @@ def _mark_overdue(day) -> str:
     ) % {"count": marked}
 
 
+def _billing_run(day) -> str:
+    from clientbase.billing.run import billing_run_now, workers_wanted
+
+    run = billing_run_now(day=day, workers=workers_wanted())
+    return _("Billing run %(run)s: %(invoices)s invoices, %(held)s held, %(errors)s errors") % {
+        "run": run.pk,
+        "invoices": run.invoices,
+        "held": run.held,
+        "errors": run.errors,
+    }
+
+
 def register() -> None:
     """Hook billing into roles, navigation, the dashboard, the client profile and its status."""
     for code, label in [
@@ -70,6 +82,7 @@ def register() -> None:
         ("billing.refund", _("Refund, credit and write off")),
     ]:
         register_action(code, label, BILLING)
+    register_job("billing_run", _("Invoice the services that fall due"))(_billing_run)
     register_job("invoices_overdue", _("Mark invoices still owed after their due date overdue"))(
         _mark_overdue
     )
@@ -80,6 +93,7 @@ def register() -> None:
     register_nav(NavEntry("billing", _("Orders"), "billing:orders"))
     register_nav(NavEntry("billing", _("Services"), "billing:services"))
     register_nav(NavEntry("billing", _("Payments"), "billing:payments"))
+    register_nav(NavEntry("billing", _("Billing runs"), "billing:runs"))
     register_counter(
         Counter(
             "billing.pending_orders",

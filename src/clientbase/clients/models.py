@@ -1,6 +1,7 @@
 """The client base: who the company sells to, bills and supports."""
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
@@ -86,6 +87,15 @@ class Client(Owned):
     )
     tax_exempt = models.BooleanField(_("tax exempt"), default=False)
     separate_invoices = models.BooleanField(_("separate invoice per service"), default=False)
+    # Co-terming: new services' first period is prorated to end the day before this day of
+    # a month (1 = periods end on month ends), so every invoice covers the same dates.
+    billing_day = models.PositiveSmallIntegerField(
+        _("align services to billing day"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(28)],
+    )
+    auto_apply_credit = models.BooleanField(_("apply credit to new invoices"), default=True)
     late_fee_exempt = models.BooleanField(_("no late fees"), default=False)
     no_overdue_notices = models.BooleanField(_("no overdue notices"), default=False)
     no_card_autopay = models.BooleanField(_("no automatic card payments"), default=False)

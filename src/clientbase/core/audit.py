@@ -70,9 +70,21 @@ def snapshot(obj: models.Model) -> dict[str, Any]:
 
 
 def _entry(obj, action: str, changes: dict, by) -> AuditEntry:
+    entry = new_audit_entry(obj, action, changes, by)
+    entry.save()
+    return entry
+
+
+def audit_many(entries: list[AuditEntry]) -> None:
+    """Write many entries made by `new_audit_entry` at once, for bulk actions."""
+    AuditEntry.objects.bulk_create(entries, batch_size=1000)
+
+
+def new_audit_entry(obj, action: str, changes: dict, by) -> AuditEntry:
+    """An unsaved audit entry; for bulk writers, who know the changes themselves."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("audit entries are written inside the transaction of their change")
-    return AuditEntry.objects.create(
+    return AuditEntry(
         actor=by if getattr(by, "pk", None) else None,
         action=action,
         object_type=ContentType.objects.get_for_model(obj),

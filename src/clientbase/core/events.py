@@ -65,11 +65,42 @@ def record_event(
     details: dict[str, Any] | None = None,
 ) -> Event:
     """Append an event to the newsfeed; must run inside the action's own transaction."""
+    event = new_event(
+        code,
+        by=by,
+        client=client,
+        subject=subject,
+        amount=amount,
+        reference=reference,
+        details=details,
+    )
+    event.save()
+    return event
+
+
+def record_events(events: list[Event]) -> None:
+    """Append many events made by `new_event` at once, for bulk actions."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("events are recorded inside the transaction of their action")
+    Event.objects.bulk_create(events, batch_size=1000)
+
+
+def new_event(
+    code: str,
+    *,
+    by,
+    client=None,
+    subject: models.Model | None = None,
+    amount: Money | None = None,
+    reference: str = "",
+    details: dict[str, Any] | None = None,
+) -> Event:
+    """An unsaved event; `record_event` or `record_events` writes it."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("events are recorded inside the transaction of their action")
     kind = EVENT_TYPES[code]
     scope_source = client if client is not None else subject
-    return Event.objects.create(
+    return Event(
         actor=by if getattr(by, "pk", None) else None,
         client=client,
         org_unit_id=getattr(scope_source, "org_unit_id", None),
