@@ -1,7 +1,6 @@
 """The billing run (BIL-4): due services invoiced exactly once, in chunks, with history."""
 
 import datetime as dt
-from decimal import Decimal
 
 import pytest
 import time_machine
@@ -12,7 +11,6 @@ from clientbase.billing.ledger import ledger_verify
 from clientbase.billing.models import (
     BilledPeriod,
     BillingRun,
-    BillingRunChunk,
     Invoice,
     LedgerEntry,
     Service,

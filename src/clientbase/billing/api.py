@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import F, Prefetch, Sum, Window, prefetch_related_objects
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 from ninja import Field, Router, Schema, Status
 from ninja.pagination import paginate
@@ -22,6 +22,7 @@ from ninja.pagination import paginate
 from clientbase.billing import queries, services
 from clientbase.billing.ledger import client_sums
 from clientbase.billing.models import (
+    BillingRun,
     CreditNote,
     Invoice,
     Order,
@@ -30,6 +31,7 @@ from clientbase.billing.models import (
     Refund,
     Service,
 )
+from clientbase.billing.run import billing_run_request, is_interrupted, rate
 from clientbase.catalog.models import Cycle, Product
 from clientbase.clients.models import Client
 from clientbase.clients.queries import client_get
@@ -1292,3 +1294,61 @@ def client_ledger(request: HttpRequest, client_id: Id):
         )
         .order_by("seq")
     )
+
+
+class BillingRunOut(Schema):
+    """A billing run and its progress."""
+
+    id: int
+    run_date: dt.date
+    bill_until: dt.date = Field(description="services due up to this day are invoiced")
+    status: Literal["running", "done", "failed"]
+    interrupted: bool = Field(description="stopped making progress without finishing")
+    trigger: str
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    total_clients: int
+    done_clients: int
+    invoices: int
+    held: int = Field(description="invoices kept as drafts for a person to check")
+    errors: int
+    rate: float = Field(description="invoices per second so far")
+    failures: list[dict[str, Any]] = Field(description="clients not billed, with the reason")
+
+
+def _run_out(request: HttpRequest, run) -> dict:
+    failures = run.failures.filter(client__in=visible(Client.objects.all(), request.user))
+    return {
+        **{name: getattr(run, name) for name in (
+            "id", "run_date", "bill_until", "status", "trigger", "started_at", "finished_at",
+            "total_clients", "done_clients", "invoices", "held", "errors")},
+        "interrupted": is_interrupted(run),
+        "rate": rate(run),
+        "failures": [{"client_id": f.client_id, "reason": f.reason} for f in failures[:500]],
+    }  # fmt: skip
+
+
+@router.post(
+    "/billing-runs",
+    response={202: BillingRunOut, **problems(403)},
+    summary="Start a billing run",
+)
+def billing_run_create(request: HttpRequest):
+    """Invoice every service due within the days in advance; workers bill it in chunks."""
+    _require(request, "billing.invoice")
+    run = billing_run_request(by=request.user, trigger="api")
+    run.refresh_from_db()
+    return Status(202, _run_out(request, run))
+
+
+@router.get(
+    "/billing-runs/{run_id}",
+    response={200: BillingRunOut, **problems(404)},
+    summary="A billing run's progress",
+)
+def billing_run_get(request: HttpRequest, run_id: Id):
+    """Done and total clients, invoices, held invoices, errors and the rate."""
+    run = BillingRun.objects.filter(pk=run_id).first()
+    if run is None:
+        raise Http404
+    return _run_out(request, run)

@@ -231,6 +231,7 @@ class BillSearchForm(forms.Form):
     zero = forms.ChoiceField(label=_("Balance"), required=False, choices=ZERO_CHOICES)
     sort = forms.CharField(required=False, widget=forms.HiddenInput)
     overdue = forms.BooleanField(label=_("Overdue"), required=False)
+    run = forms.IntegerField(label=_("Billing run"), required=False, widget=forms.HiddenInput)
 
 
 SERVICE_STATUS_CHOICES = [("", _("Any status")), *Service.Status.choices]

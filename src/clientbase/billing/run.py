@@ -49,7 +49,6 @@ from clientbase.core.numbering import reserve_numbers
 
 log = logging.getLogger(__name__)
 
-CHUNK_CLIENTS = 200
 # A chunk claimed this long ago without finishing belongs to a worker that died.
 LEASE = dt.timedelta(minutes=10)
 # An invoice of a service beyond this many times its catalogue price waits for a person.
@@ -67,7 +66,7 @@ register_event_type(
 
 def days_in_advance() -> int:
     """How many days before a service's due date its invoice is generated."""
-    return int(getattr(settings, "BILLING_DAYS_IN_ADVANCE", 14))
+    return settings.BILLING_DAYS_IN_ADVANCE
 
 
 def _due(bill_until: dt.date) -> Q:
@@ -102,10 +101,11 @@ def billing_run_start(*, by=None, trigger: str = "cron", day: dt.date | None = N
             trigger=trigger,
             total_clients=len(client_ids),
         )
+        size = settings.BILLING_RUN_CHUNK
         BillingRunChunk.objects.bulk_create(
             [
-                BillingRunChunk(run=run, position=n, client_ids=client_ids[i : i + CHUNK_CLIENTS])
-                for n, i in enumerate(range(0, len(client_ids), CHUNK_CLIENTS))
+                BillingRunChunk(run=run, position=n, client_ids=client_ids[i : i + size])
+                for n, i in enumerate(range(0, len(client_ids), size))
             ],
             batch_size=1000,
         )
@@ -523,7 +523,7 @@ def _queue_emails(invoice_ids: list[int]) -> None:
 
 def workers_wanted() -> int:
     """How many workers a run gets (BILLING_RUN_WORKERS, default 2)."""
-    return max(1, int(getattr(settings, "BILLING_RUN_WORKERS", 2)))
+    return max(1, settings.BILLING_RUN_WORKERS)
 
 
 def billing_run_request(*, by, trigger: str) -> BillingRun:

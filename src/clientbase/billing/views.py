@@ -123,6 +123,8 @@ def _bill_search(request: HttpRequest):
     found = queries.bills_search(request.user, criteria)
     if data.get("overdue"):
         found = found.filter(status__in=Invoice.OPEN, balance_minor__gt=0, due_on__lt=clock.today())
+    if data.get("run"):
+        found = found.filter(billing_run=data["run"])
     return found, form, sort
 
 
