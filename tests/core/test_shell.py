@@ -88,6 +88,7 @@ def test_cron_runs_every_job_and_logs_it(db, time_machine):
     call_command("cron")
     runs = {r.job: r for r in CronRun.objects.all()}
     assert set(runs) == {
+        "billing_run",
         "clear_sessions",
         "prune_idempotency_keys",
         "prune_automation_log",
@@ -101,7 +102,7 @@ def test_cron_runs_every_job_and_logs_it(db, time_machine):
     # running again the same day does no harm
     call_command("cron")
     assert IdempotencyKey.objects.count() == 1
-    assert CronRun.objects.filter(status="ok").count() == 12
+    assert CronRun.objects.filter(status="ok").count() == 14
 
 
 def test_a_failing_job_is_logged_and_others_still_run(db, monkeypatch):

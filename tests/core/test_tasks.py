@@ -17,8 +17,9 @@ def test_run_now_queues_every_job_after_commit(
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         response = client.post("/settings/automation/run/")
     assert response.status_code == 302
-    assert len(callbacks) == 6
+    assert len(callbacks) == 7
     assert sorted(CronRun.objects.values_list("job", "status")) == [
+        ("billing_run", "ok"),
         ("clear_sessions", "ok"),
         ("deferred_actions", "ok"),
         ("import_uploads", "ok"),

@@ -31,7 +31,12 @@ from clientbase.billing.models import (
     Refund,
     Service,
 )
-from clientbase.billing.run import billing_run_request, is_interrupted, rate
+from clientbase.billing.run import (
+    billing_run_request,
+    is_interrupted,
+    next_renewal_price,
+    rate,
+)
 from clientbase.catalog.models import Cycle, Product
 from clientbase.clients.models import Client
 from clientbase.clients.queries import client_get
@@ -223,10 +228,25 @@ class ServiceOut(Schema):
     next_due_on: dt.date | None
     suspend_exempt_until: dt.date | None
     cancel_at_period_end: bool
+    next_invoice_price: MoneyOut | None = Field(
+        None, description="what the next renewal invoice will charge before promo and tax"
+    )
+    renews_at_catalogue_price: bool = Field(
+        False, description="a price change for existing services applies at the next renewal"
+    )
 
     @staticmethod
     def resolve_recurring(service) -> dict:
         return _money(service.recurring_minor, service.currency)
+
+    @staticmethod
+    def resolve_next_invoice_price(service) -> dict | None:
+        price = next_renewal_price(service)
+        return _money(price["amount"].minor, service.currency) if price else None
+
+    @staticmethod
+    def resolve_renews_at_catalogue_price(service) -> bool:
+        return service.reprice_at_renewal and not service.price_overridden
 
 
 class LineIn(Schema):
@@ -1330,7 +1350,7 @@ def _run_out(request: HttpRequest, run) -> dict:
 
 @router.post(
     "/billing-runs",
-    response={202: BillingRunOut, **problems(403)},
+    response={202: BillingRunOut, **problems(400, 403)},
     summary="Start a billing run",
 )
 def billing_run_create(request: HttpRequest):
@@ -1343,7 +1363,7 @@ def billing_run_create(request: HttpRequest):
 
 @router.get(
     "/billing-runs/{run_id}",
-    response={200: BillingRunOut, **problems(404)},
+    response={200: BillingRunOut, **problems(404, 422)},
     summary="A billing run's progress",
 )
 def billing_run_get(request: HttpRequest, run_id: Id):

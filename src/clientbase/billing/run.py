@@ -518,6 +518,17 @@ def _queue_emails(invoice_ids: list[int]) -> None:
     email_invoices.enqueue(invoice_ids)
 
 
+def next_renewal_price(service: Service) -> dict | None:
+    """The price the next invoice of a renewing service will use, and whether it is new."""
+    if service.cycle not in RENEWING or service.status not in Service.LIVE:
+        return None
+    if service.reprice_at_renewal and not service.price_overridden:
+        catalogue = _Prices().recurring(service)
+        if catalogue is not None:
+            return {"amount": catalogue, "catalogue": True}
+    return {"amount": service.recurring, "catalogue": False}
+
+
 # ----------------------------------------------------------------------------- starting
 
 
@@ -526,33 +537,29 @@ def workers_wanted() -> int:
     return max(1, settings.BILLING_RUN_WORKERS)
 
 
-def billing_run_request(*, by, trigger: str) -> BillingRun:
-    """Start a run for today and queue its workers (staff button and API)."""
+def billing_run_request(*, by, trigger: str, day: dt.date | None = None) -> BillingRun:
+    """Start a run and queue its workers (staff button, API and the daily automation)."""
     from clientbase.billing.tasks import work_billing_run
 
-    run = billing_run_start(by=by, trigger=trigger)
+    run = billing_run_start(by=by, trigger=trigger, day=day)
     if run.finished_at is None:
         for _worker in range(workers_wanted()):
             work_billing_run.enqueue(run.pk)
     return run
 
 
-def billing_run_now(*, day: dt.date | None = None, workers: int = 1) -> BillingRun:
-    """Start a run and work it from this process, with `workers - 1` helper processes."""
+def billing_run_now(*, day: dt.date | None = None, helpers: int = 0) -> BillingRun:
+    """Start a run and work it from this process, with helper processes of its own."""
     import subprocess
     import sys
 
     run = billing_run_start(trigger="cron", day=day)
-    helpers = [
-        subprocess.Popen(
-            [sys.executable, "-m", "clientbase.cli", "billing-run", "--work", str(run.pk)]
-        )
-        for _n in range(workers - 1)
-    ]
+    command = [sys.executable, "-m", "clientbase.cli", "billing-run", "--work", str(run.pk)]
+    started = [subprocess.Popen(command) for _n in range(helpers)]
     try:
         billing_run_work(run.pk)
     finally:
-        for helper in helpers:
+        for helper in started:
             helper.wait()
     run.refresh_from_db()
     return run

@@ -1604,6 +1604,17 @@ def _service_label(service: Service) -> str:
 # ----------------------------------------------------------------------------- account hooks
 
 
+def services_reprice_at_renewal(product: Product, currency: str, cycle: str) -> int:
+    """Mark the live services of a price to renew at the catalogue's price of the day."""
+    return Service.objects.filter(
+        product=product,
+        currency=currency,
+        cycle=cycle,
+        status__in=Service.LIVE,
+        price_overridden=False,
+    ).update(reprice_at_renewal=True)
+
+
 def services_follow_account(client: Client, old: str, new: str, by) -> None:
     """Inactivating suspends active services; reactivating restores exactly those; closing
     cancels every live service."""

@@ -6,6 +6,7 @@ from django.utils.translation import ngettext
 from clientbase.accounts.permissions import register_action
 from clientbase.billing import queries, services
 from clientbase.billing.models import Service
+from clientbase.catalog.services import on_price_change
 from clientbase.clients.services import (
     on_client_delete,
     on_client_merge_check,
@@ -62,9 +63,12 @@ def _mark_overdue(day) -> str:
 
 
 def _billing_run(day) -> str:
-    from clientbase.billing.run import billing_run_now, workers_wanted
+    # Queued for the workers, and worked here too, so the run ends even with none running.
+    from clientbase.billing.run import billing_run_request, billing_run_work
 
-    run = billing_run_now(day=day, workers=workers_wanted())
+    run = billing_run_request(by=None, trigger="cron", day=day)
+    billing_run_work(run.pk)
+    run.refresh_from_db()
     return _("Billing run %(run)s: %(invoices)s invoices, %(held)s held, %(errors)s errors") % {
         "run": run.pk,
         "invoices": run.invoices,
@@ -87,6 +91,7 @@ def register() -> None:
         _mark_overdue
     )
     on_status_change(services.services_follow_account)
+    on_price_change(services.services_reprice_at_renewal)
     on_client_delete(services.billing_blocks_delete)
     on_client_merge_check(_same_products)
     register_nav(NavEntry("billing", _("Invoices"), "billing:invoices"))
@@ -94,6 +99,7 @@ def register() -> None:
     register_nav(NavEntry("billing", _("Services"), "billing:services"))
     register_nav(NavEntry("billing", _("Payments"), "billing:payments"))
     register_nav(NavEntry("billing", _("Billing runs"), "billing:runs"))
+    register_nav(NavEntry("billing", _("Reports"), "billing:reports"))
     register_counter(
         Counter(
             "billing.pending_orders",

@@ -1,8 +1,8 @@
 """Pages of the billing module."""
 
-from django.urls import path
+from django.urls import path, re_path
 
-from clientbase.billing import views
+from clientbase.billing import report_views, run_views, views
 
 app_name = "billing"
 
@@ -50,4 +50,26 @@ urlpatterns = [
     path("clients/<int:pk>/credit/adjust/", views.credit_adjust, name="credit_adjust"),
     path("clients/<int:pk>/credit/top-up/", views.credit_top_up, name="credit_top_up"),
     path("clients/<int:pk>/credit/payout/", views.credit_payout, name="credit_payout"),
+    path("runs/", run_views.run_list, name="runs"),
+    path("runs/start/", run_views.run_start, name="run_start"),
+    path("runs/<int:pk>/", run_views.run_detail, name="run"),
+    path("reports/", report_views.report_index, name="reports"),
+    path("reports/aging/", report_views.report_aging, name="report_aging"),
+    re_path(
+        r"^reports/aging\.(?P<fmt>csv|xlsx)$",
+        report_views.report_aging_export,
+        name="report_aging_export",
+    ),
+    path("reports/debtors/", report_views.report_debtors, name="report_debtors"),
+    re_path(
+        r"^reports/debtors\.(?P<fmt>csv|xlsx)$",
+        report_views.report_debtors_export,
+        name="report_debtors_export",
+    ),
+    path("reports/month/", report_views.report_month, name="report_month"),
+    re_path(
+        r"^reports/month\.(?P<fmt>csv|xlsx)$",
+        report_views.report_month_export,
+        name="report_month_export",
+    ),
 ]

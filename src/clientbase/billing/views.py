@@ -43,6 +43,7 @@ from clientbase.billing.forms import (
 )
 from clientbase.billing.ledger import credit_held
 from clientbase.billing.models import Invoice, InvoiceLine, LedgerEntry, Order, OrderItem
+from clientbase.billing.run import next_renewal_price
 from clientbase.billing.services import ItemSpec, LineSpec, parse_money
 from clientbase.clients.models import Client
 from clientbase.clients.services import history_ids
@@ -771,6 +772,7 @@ def service_detail(request: HttpRequest, pk: int, **bound) -> HttpResponse:
             "service": service,
             "invoices": invoices[:50],
             "options": sorted(service.options.items()),
+            "next_price": next_renewal_price(service),
             "open_panel": next(iter(bound), ""),
             **forms,
         },

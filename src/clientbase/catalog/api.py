@@ -194,6 +194,9 @@ class PriceIn(Schema):
     cycle: CycleName
     amount: Amount
     setup_fee: Amount = "0"
+    apply_to_existing: bool = Field(
+        False, description="a changed price reaches existing services at their next renewal"
+    )
 
 
 def _products():
@@ -325,7 +328,9 @@ def product_prices_put(request: HttpRequest, product_id: Id, payload: list[Price
                 currency_field=f"{index}.currency",
             )
             fee = money_in(row.setup_fee, amount.currency, field=f"{index}.setup_fee")
-            specs.append(services.PriceSpec(amount.currency, row.cycle, amount, fee))
+            specs.append(
+                services.PriceSpec(amount.currency, row.cycle, amount, fee, row.apply_to_existing)
+            )
         return services.prices_replace(by=request.user, product=product, prices=specs)
     except ServiceError as refused:
         raise ServiceError(

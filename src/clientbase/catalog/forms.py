@@ -111,6 +111,11 @@ class PriceForm(StyledForm, forms.Form):
     cycle = forms.ChoiceField(label=_("Billing cycle"), choices=Cycle.choices)
     amount = _amount_field(_("Price"))
     setup_fee = _amount_field(_("Setup fee"), required=False)
+    apply_to_existing = forms.BooleanField(
+        label=_("Existing services renew at this price"),
+        help_text=_("Otherwise only new services get it; existing ones keep their price."),
+        required=False,
+    )
 
     def price_data(self) -> dict:
         """The row as price_set takes it (raises ServiceError on bad amounts)."""
@@ -122,6 +127,7 @@ class PriceForm(StyledForm, forms.Form):
             "cycle": data["cycle"],
             "amount": amount,
             "setup_fee": None if fee is None else money_in(fee, amount.currency, field="setup_fee"),
+            "apply_to_existing": data["apply_to_existing"],
         }
 
 

@@ -218,6 +218,18 @@ class PriceSpec:
     cycle: str
     amount: Money
     setup_fee: Money | None = None
+    # A changed price reaches existing services at their next renewal, not only new ones.
+    apply_to_existing: bool = False
+
+
+# Called as hook(product, currency, cycle) when a changed price is meant for existing
+# services too; billing marks them to renew at the new price.
+PRICE_CHANGE_HOOKS: list = []
+
+
+def on_price_change(hook) -> None:
+    """Register what happens to existing services when a price changes for them."""
+    PRICE_CHANGE_HOOKS.append(hook)
 
 
 def _price_values(
@@ -233,7 +245,12 @@ def _price_values(
     return currency, cycle, amount.minor, fee.minor
 
 
-def _price_write(*, by, product: Product, currency, cycle, amount_minor, fee_minor) -> Price:
+def _price_write(
+    *, by, product: Product, currency, cycle, amount_minor, fee_minor, apply_to_existing=False
+) -> Price:
+    if apply_to_existing:
+        for hook in PRICE_CHANGE_HOOKS:
+            hook(product, currency, cycle)
     price = (
         Price.objects.select_for_update()
         .filter(product=product, currency=currency, cycle=cycle)
@@ -264,8 +281,10 @@ def price_set(
     cycle: str,
     amount: Money,
     setup_fee: Money | None = None,
+    apply_to_existing: bool = False,
 ) -> Price:
-    """Set what one cycle of a product costs in a currency (and its setup fee)."""
+    """Set what one cycle of a product costs in a currency (and its setup fee); with
+    `apply_to_existing`, live services renew at it too, else only new ones get it."""
     currency, cycle, amount_minor, fee_minor = _price_values(currency, cycle, amount, setup_fee)
     with transaction.atomic():
         return _price_write(
@@ -275,6 +294,7 @@ def price_set(
             cycle=cycle,
             amount_minor=amount_minor,
             fee_minor=fee_minor,
+            apply_to_existing=apply_to_existing,
         )
 
 
@@ -290,7 +310,7 @@ def price_remove(*, by, price: Price) -> None:
 
 def prices_replace(*, by, product: Product, prices: list[PriceSpec]) -> list[Price]:
     """Make a product's prices exactly these; errors are named `prices.<index>.<field>`."""
-    rows: dict[tuple[str, str], tuple[int, int]] = {}
+    rows: dict[tuple[str, str], tuple[int, int, bool]] = {}
     for index, spec in enumerate(prices):
         prefix = f"prices.{index}."
         currency, cycle, amount_minor, fee_minor = _price_values(
@@ -302,14 +322,14 @@ def prices_replace(*, by, product: Product, prices: list[PriceSpec]) -> list[Pri
                 % {"currency": currency, "cycle": Cycle(cycle).label},
                 field=f"{prefix}cycle",
             )
-        rows[currency, cycle] = (amount_minor, fee_minor)
+        rows[currency, cycle] = (amount_minor, fee_minor, spec.apply_to_existing)
     with transaction.atomic():
         product = Product.objects.select_for_update().get(pk=product.pk)
         for price in Price.objects.select_for_update().filter(product=product):
             if (price.currency, price.cycle) not in rows:
                 audit_delete(price, by=by)
                 price.delete()
-        for (currency, cycle), (amount_minor, fee_minor) in rows.items():
+        for (currency, cycle), (amount_minor, fee_minor, to_existing) in rows.items():
             _price_write(
                 by=by,
                 product=product,
@@ -317,6 +337,7 @@ def prices_replace(*, by, product: Product, prices: list[PriceSpec]) -> list[Pri
                 cycle=cycle,
                 amount_minor=amount_minor,
                 fee_minor=fee_minor,
+                apply_to_existing=to_existing,
             )
         return list(Price.objects.filter(product=product).order_by("currency", "cycle"))
 

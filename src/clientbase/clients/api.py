@@ -68,6 +68,8 @@ class ClientOut(Schema):
     group_id: int | None
     tax_exempt: bool
     separate_invoices: bool
+    billing_day: int | None = Field(description="co-terming: periods start on this day (1-28)")
+    auto_apply_credit: bool
     late_fee_exempt: bool
     no_overdue_notices: bool
     no_card_autopay: bool
@@ -133,6 +135,8 @@ class ClientIn(Schema):
     group_id: Id | None = None
     tax_exempt: bool = False
     separate_invoices: bool = False
+    billing_day: int | None = Field(None, ge=1, le=28)
+    auto_apply_credit: bool = True
     late_fee_exempt: bool = False
     no_overdue_notices: bool = False
     no_card_autopay: bool = False
@@ -182,6 +186,8 @@ class ClientPatch(Schema):
     group_id: Id | None = None
     tax_exempt: bool | None = None
     separate_invoices: bool | None = None
+    billing_day: int | None = Field(None, ge=1, le=28)
+    auto_apply_credit: bool | None = None
     late_fee_exempt: bool | None = None
     no_overdue_notices: bool | None = None
     no_card_autopay: bool | None = None

@@ -29,6 +29,8 @@ CLIENT_SECTIONS: list[tuple[str, list[str]]] = [
             "group",
             "tax_exempt",
             "separate_invoices",
+            "billing_day",
+            "auto_apply_credit",
             "late_fee_exempt",
             "no_overdue_notices",
             "no_card_autopay",

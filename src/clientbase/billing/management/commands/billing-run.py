@@ -19,7 +19,8 @@ class Command(BaseCommand):
         if work:
             self.stdout.write(f"{billing_run_work(work)} chunks billed")
             return
-        run = billing_run_now(day=dt.date.fromisoformat(day) if day else None, workers=workers)
+        run_day = dt.date.fromisoformat(day) if day else None
+        run = billing_run_now(day=run_day, helpers=workers - 1)
         self.stdout.write(
             f"run {run.pk}: {run.invoices} invoices, {run.held} held, {run.errors} errors, "
             f"{rate(run)} invoices/s"
