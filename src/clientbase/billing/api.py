@@ -15,13 +15,23 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import F, Prefetch, Sum, Window, prefetch_related_objects
 from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
-from ninja import Field, Router, Schema, Status
+from ninja import Field, File, Router, Schema, Status
+from ninja.files import UploadedFile
 from ninja.pagination import paginate
 
 from clientbase.billing import queries, services
+from clientbase.billing.bank import (
+    MAX_STATEMENT_BYTES,
+    bank_payment_assign,
+    bank_payment_ignore,
+    statement_import,
+)
 from clientbase.billing.ledger import client_sums
 from clientbase.billing.models import (
+    BankPayment,
+    BankStatement,
     BillingRun,
     CreditNote,
     Invoice,
@@ -1372,3 +1382,132 @@ def billing_run_get(request: HttpRequest, run_id: Id):
     if run is None:
         raise Http404
     return _run_out(request, run)
+
+
+class BankStatementOut(Schema):
+    """An imported bank statement and what became of its lines."""
+
+    id: int
+    format: Literal["csv", "1c", "camt053"]
+    account: str
+    filename: str
+    imported_at: dt.datetime
+    lines: int
+    posted: int = Field(description="payments matched exactly and posted")
+    suspense: int = Field(description="payments waiting for a clerk")
+    outgoing: int
+    duplicates: int = Field(description="lines imported before, skipped")
+
+
+class BankPaymentOut(Schema):
+    """One bank statement line: posted, waiting in suspense, assigned or set aside."""
+
+    id: int
+    statement_id: int
+    line_no: int
+    external_id: str
+    booked_on: dt.date
+    amount: MoneyOut
+    payer_name: str
+    payer_tax_id: str
+    payer_account: str
+    purpose: str
+    state: Literal["posted", "suspense", "assigned", "ignored", "outgoing"]
+    reason: str
+    invoice_id: int | None
+    payment_id: int | None
+
+    @staticmethod
+    def resolve_amount(item) -> dict:
+        return _money(item.amount_minor, item.currency)
+
+
+@router.post(
+    "/bank-statements",
+    response={201: BankStatementOut, **problems(400, 403, 409, 422)},
+    summary="Import a bank statement",
+)
+def bank_statement_import(request: HttpRequest, file: File[UploadedFile]):
+    """CSV, 1C client-bank exchange or camt.053: exact matches are posted, the rest wait
+    in suspense; lines imported before are skipped. A faulty file is refused whole."""
+    _require(request, "billing.payment")
+    if file.size and file.size > MAX_STATEMENT_BYTES:
+        raise ServiceError(_("The file is too large."), field="file")
+    return Status(
+        201, statement_import(by=request.user, data=file.read(), filename=file.name or "")
+    )
+
+
+@router.get(
+    "/bank-statements/{statement_id}",
+    response={200: BankStatementOut, **problems(403, 404, 422)},
+    summary="A bank statement",
+)
+def bank_statement_get(request: HttpRequest, statement_id: Id):
+    """Counts of posted, waiting, outgoing and already imported lines."""
+    _require(request, "billing.payment")
+    return get_object_or_404(BankStatement, pk=statement_id)
+
+
+@router.get(
+    "/bank-payments",
+    response={200: list[BankPaymentOut], **problems(403, 422)},
+    summary="Bank payments",
+)
+@paginate(Page)
+def bank_payment_list(
+    request: HttpRequest,
+    state: Literal["posted", "suspense", "assigned", "ignored", "outgoing"] | None = None,
+    statement_id: Id | None = None,
+):
+    """Statement lines, oldest first; `state=suspense` is the clerks' worklist."""
+    _require(request, "billing.payment")
+    found = BankPayment.objects.order_by("booked_on", "id")
+    if state:
+        found = found.filter(state=state)
+    if statement_id:
+        found = found.filter(statement_id=statement_id)
+    return found
+
+
+class AssignIn(Schema):
+    """What a waiting bank payment pays: an invoice, or a client's credit balance."""
+
+    invoice_id: Id | None = None
+    client_id: Id | None = None
+
+
+@router.post(
+    "/bank-payments/{item_id}/assign",
+    response={200: BankPaymentOut, **problems(400, 403, 404, 409, 422)},
+    summary="Assign a waiting bank payment",
+)
+def bank_payment_assign_api(request: HttpRequest, item_id: Id, payload: AssignIn):
+    """Post it as a payment of the invoice, or to the client's credit balance."""
+    _require(request, "billing.payment")
+    item = get_object_or_404(BankPayment, pk=item_id)
+    invoice = (
+        get_visible_or_404(queries.invoices_for(request.user), request.user, pk=payload.invoice_id)
+        if payload.invoice_id
+        else None
+    )
+    client = client_get(request.user, payload.client_id) if payload.client_id else None
+    return bank_payment_assign(by=request.user, item=item, invoice=invoice, client=client)
+
+
+class IgnoreIn(Schema):
+    """Why a line is not a client's payment."""
+
+    reason: Reason
+
+
+@router.post(
+    "/bank-payments/{item_id}/ignore",
+    response={200: BankPaymentOut, **problems(400, 403, 404, 409, 422)},
+    summary="Set a waiting bank line aside",
+)
+def bank_payment_ignore_api(request: HttpRequest, item_id: Id, payload: IgnoreIn):
+    """Not a client's payment (a bank fee, a refund…): it leaves the suspense list."""
+    _require(request, "billing.payment")
+    item = get_object_or_404(BankPayment, pk=item_id)
+    return bank_payment_ignore(by=request.user, item=item, reason=payload.reason)

@@ -311,6 +311,7 @@ class Invoice(models.Model):
             models.Index(fields=["client", "status"], name="invoice_client_status"),
             models.Index(fields=["number_value"], name="invoice_number_value"),
             models.Index(fields=["status", "due_on"], name="invoice_status_due"),
+            models.Index(fields=["issued_on"], name="invoice_issued_on"),
         ]
 
     def __str__(self) -> str:
@@ -754,3 +755,86 @@ class BilledPeriod(models.Model):
 
     def __str__(self) -> str:
         return f"{self.service_id} {self.period_start}–{self.period_end}"
+
+
+class BankStatement(models.Model):
+    """An imported bank statement file: what it held and what became of its lines."""
+
+    format = models.CharField(_("format"), max_length=8)
+    account = models.CharField(_("account"), max_length=64, blank=True)
+    filename = models.CharField(_("file"), max_length=255, blank=True)
+    imported_at = models.DateTimeField(_("imported"), default=clock.now)
+    imported_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+"
+    )
+    lines = models.PositiveIntegerField(_("lines"), default=0)
+    posted = models.PositiveIntegerField(_("posted"), default=0)
+    suspense = models.PositiveIntegerField(_("in suspense"), default=0)
+    outgoing = models.PositiveIntegerField(_("outgoing"), default=0)
+    duplicates = models.PositiveIntegerField(_("already imported"), default=0)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = _("bank statement")
+        verbose_name_plural = _("bank statements")
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.filename}"
+
+
+class BankPayment(models.Model):
+    """One line of a bank statement: posted as a payment, or waiting for a clerk."""
+
+    class State(models.TextChoices):
+        POSTED = "posted", _("Posted automatically")
+        SUSPENSE = "suspense", _("In suspense")
+        ASSIGNED = "assigned", _("Assigned by a clerk")
+        IGNORED = "ignored", _("Not a client payment")
+        OUTGOING = "outgoing", _("Outgoing")
+
+    statement = models.ForeignKey(BankStatement, on_delete=models.PROTECT, related_name="items")
+    line_no = models.PositiveIntegerField(_("line"))
+    account = models.CharField(max_length=64, blank=True)
+    # The bank's id of the transaction: the same one imported again is recognised.
+    external_id = models.CharField(max_length=100)
+    booked_on = models.DateField(_("booked on"))
+    amount_minor = models.BigIntegerField(_("amount"))
+    currency = models.CharField(_("currency"), max_length=3)
+    payer_name = models.CharField(_("payer"), max_length=300, blank=True)
+    payer_tax_id = models.CharField(_("payer's tax id"), max_length=32, blank=True)
+    payer_account = models.CharField(_("payer's account"), max_length=64, blank=True)
+    purpose = models.TextField(_("purpose"), blank=True)
+    state = models.CharField(_("state"), max_length=8, choices=State.choices)
+    reason = models.CharField(_("why it waits"), max_length=500, blank=True)
+    invoice = models.ForeignKey(
+        Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="bank_payments"
+    )
+    payment = models.ForeignKey(
+        Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="bank_lines"
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = _("bank payment")
+        verbose_name_plural = _("bank payments")
+        indexes = [models.Index(fields=["state", "booked_on"], name="bankpayment_state")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "external_id"], name="bankpayment_once_per_bank_id"
+            ),
+            models.CheckConstraint(
+                condition=Q(state__in=["posted", "suspense", "assigned", "ignored", "outgoing"]),
+                name="bankpayment_state_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.booked_on} {self.amount}"
+
+    @property
+    def amount(self) -> Money:
+        return Money(self.amount_minor, self.currency)

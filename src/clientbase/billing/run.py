@@ -187,7 +187,7 @@ def _bill_chunk(run: BillingRun, chunk: BillingRunChunk) -> None:
 
 def _reason(failure: Exception) -> str:
     if isinstance(failure, ServiceError):
-        return "; ".join(str(m) for messages in failure.errors.values() for m in messages)
+        return "; ".join(failure.messages)
     return f"{type(failure).__name__}: {failure}"[:1000]
 
 

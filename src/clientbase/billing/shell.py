@@ -5,7 +5,7 @@ from django.utils.translation import ngettext
 
 from clientbase.accounts.permissions import register_action
 from clientbase.billing import queries, services
-from clientbase.billing.models import Service
+from clientbase.billing.models import BankPayment, Service
 from clientbase.catalog.services import on_price_change
 from clientbase.clients.services import (
     on_client_delete,
@@ -98,6 +98,7 @@ def register() -> None:
     register_nav(NavEntry("billing", _("Orders"), "billing:orders"))
     register_nav(NavEntry("billing", _("Services"), "billing:services"))
     register_nav(NavEntry("billing", _("Payments"), "billing:payments"))
+    register_nav(NavEntry("billing", _("Bank statements"), "billing:statements", "billing.payment"))
     register_nav(NavEntry("billing", _("Billing runs"), "billing:runs"))
     register_nav(NavEntry("billing", _("Reports"), "billing:reports"))
     register_counter(
@@ -128,6 +129,16 @@ def register() -> None:
             "billing:services",
             "arrow-repeat",
             url_query="?due=1",
+        )
+    )
+    register_counter(
+        Counter(
+            "billing.suspense",
+            _("Unmatched bank payments"),
+            lambda user: BankPayment.objects.filter(state=BankPayment.State.SUSPENSE).count(),
+            "billing:suspense",
+            "inbox",
+            permission="billing.payment",
         )
     )
     register_profile_block(ProfileBlock("billing", BILLING, _summary_figures, "receipt"))

@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path
 
-from clientbase.billing import report_views, run_views, views
+from clientbase.billing import bank_views, report_views, run_views, views
 
 app_name = "billing"
 
@@ -50,6 +50,11 @@ urlpatterns = [
     path("clients/<int:pk>/credit/adjust/", views.credit_adjust, name="credit_adjust"),
     path("clients/<int:pk>/credit/top-up/", views.credit_top_up, name="credit_top_up"),
     path("clients/<int:pk>/credit/payout/", views.credit_payout, name="credit_payout"),
+    path("bank/", bank_views.statement_list, name="statements"),
+    path("bank/<int:pk>/", bank_views.statement_detail, name="statement"),
+    path("bank/suspense/", bank_views.suspense_list, name="suspense"),
+    path("bank/suspense/<int:pk>/assign/", bank_views.suspense_assign, name="suspense_assign"),
+    path("bank/suspense/<int:pk>/ignore/", bank_views.suspense_ignore, name="suspense_ignore"),
     path("runs/", run_views.run_list, name="runs"),
     path("runs/start/", run_views.run_start, name="run_start"),
     path("runs/<int:pk>/", run_views.run_detail, name="run"),
