@@ -93,6 +93,7 @@ def test_cron_runs_every_job_and_logs_it(db, time_machine):
         "prune_idempotency_keys",
         "prune_automation_log",
         "deferred_actions",
+        "dunning",
         "import_uploads",
         "invoices_overdue",
     }
@@ -102,7 +103,7 @@ def test_cron_runs_every_job_and_logs_it(db, time_machine):
     # running again the same day does no harm
     call_command("cron")
     assert IdempotencyKey.objects.count() == 1
-    assert CronRun.objects.filter(status="ok").count() == 14
+    assert CronRun.objects.filter(status="ok").count() == 16
 
 
 def test_a_failing_job_is_logged_and_others_still_run(db, monkeypatch):

@@ -17,11 +17,12 @@ def test_run_now_queues_every_job_after_commit(
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         response = client.post("/settings/automation/run/")
     assert response.status_code == 302
-    assert len(callbacks) == 7
+    assert len(callbacks) == 8
     assert sorted(CronRun.objects.values_list("job", "status")) == [
         ("billing_run", "ok"),
         ("clear_sessions", "ok"),
         ("deferred_actions", "ok"),
+        ("dunning", "ok"),
         ("import_uploads", "ok"),
         ("invoices_overdue", "ok"),
         ("prune_automation_log", "ok"),
@@ -75,7 +76,7 @@ def test_worker_processes_queued_jobs(tmp_path, backend):
     if backend == "redis":
         _clientbase(env, "shell", "-c", "import django_rq; django_rq.get_queue().empty()")
     # when the daily jobs are queued and a worker drains the queue
-    assert _clientbase(env, "cron", "--background").strip() == "6 jobs queued"
+    assert _clientbase(env, "cron", "--background").strip() == "8 jobs queued"
     _clientbase(env, "worker", "--batch")
     # then every job ran once, in the worker
     out = _clientbase(
@@ -87,7 +88,7 @@ def test_worker_processes_queued_jobs(tmp_path, backend):
         "print(sorted(CronRun.objects.values_list('job', 'status')))",
     )
     assert out.strip() == (
-        "[('clear_sessions', 'ok'), ('deferred_actions', 'ok'), ('import_uploads', 'ok'), "
-        "('invoices_overdue', 'ok'), ('prune_automation_log', 'ok'), "
-        "('prune_idempotency_keys', 'ok')]"
+        "[('billing_run', 'ok'), ('clear_sessions', 'ok'), ('deferred_actions', 'ok'), "
+        "('dunning', 'ok'), ('import_uploads', 'ok'), ('invoices_overdue', 'ok'), "
+        "('prune_automation_log', 'ok'), ('prune_idempotency_keys', 'ok')]"
     )

@@ -147,6 +147,8 @@ class Service(models.Model):
     cancel_at_period_end = models.BooleanField(_("cancel at end of period"), default=False)
     # Set when the account's inactivation suspended it, so reactivation restores exactly these.
     suspended_with_account = models.BooleanField(default=False)
+    # Set when dunning suspended it for an unpaid invoice, so payment reactivates exactly these.
+    suspended_for_debt = models.BooleanField(default=False)
     # Set by a catalogue price change meant for existing services: the next renewal is
     # invoiced at the catalogue's price of the day, which then becomes the service's price.
     reprice_at_renewal = models.BooleanField(_("renews at the catalogue price"), default=False)
@@ -225,6 +227,8 @@ class Invoice(models.Model):
             "paid_on",
             "sent_at",
             "version",
+            "collections_floor_minor",
+            "dunning_ended",
         }
     )
 
@@ -259,6 +263,14 @@ class Invoice(models.Model):
     )
     # A bill for money the client pays in advance: what is paid on it becomes credit.
     credit_top_up = models.BooleanField(_("credit top-up"), default=False)
+    # The overdue invoice this one charges a late fee for; a fee never draws a fee itself.
+    late_fee_for = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="late_fees"
+    )
+    # The balance at which collections end: what is left once the minimum is paid.
+    collections_floor_minor = models.BigIntegerField(null=True, blank=True)
+    # Set once the client paid the minimum (or everything): no further dunning step.
+    dunning_ended = models.BooleanField(default=False)
     # Why the billing run kept this draft for a person instead of issuing it.
     hold_reason = models.CharField(_("held for review"), max_length=500, blank=True)
     billing_run = models.ForeignKey(
@@ -838,3 +850,129 @@ class BankPayment(models.Model):
     @property
     def amount(self) -> Money:
         return Money(self.amount_minor, self.currency)
+
+
+class DunningScenario(models.Model):
+    """Timed steps taken on an overdue invoice, for the clients of some groups (or all)."""
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    # The scenario of clients whose group has none of its own.
+    is_default = models.BooleanField(_("for clients of other groups"), default=False)
+    groups = models.ManyToManyField(
+        "clients.ClientGroup",
+        blank=True,
+        related_name="dunning_scenarios",
+        verbose_name=_("groups"),
+    )
+    # Share of the overdue balance at hand-over to collections the client must pay to leave.
+    minimum_percent = models.PositiveSmallIntegerField(
+        _("minimum payment to leave collections, %"), default=100
+    )
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("dunning scenario")
+        verbose_name_plural = _("dunning scenarios")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_default"], condition=Q(is_default=True), name="one_default_dunning"
+            ),
+            models.CheckConstraint(
+                condition=Q(minimum_percent__gte=1, minimum_percent__lte=100),
+                name="dunning_minimum_in_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DunningStep(models.Model):
+    """One step of a scenario: what happens how many days after the due date."""
+
+    class Action(models.TextChoices):
+        REMIND = "remind", _("Send a reminder")
+        FEE = "fee", _("Charge a late fee")
+        SUSPEND = "suspend", _("Suspend the services")
+        COLLECTIONS = "collections", _("Hand to collections")
+        WRITE_OFF = "write_off", _("Write off")
+
+    scenario = models.ForeignKey(DunningScenario, on_delete=models.CASCADE, related_name="steps")
+    # Days after the due date; a negative number is a notice before it.
+    day = models.SmallIntegerField(_("days after the due date"))
+    action = models.CharField(_("action"), max_length=12, choices=Action.choices)
+    # A reminder's mail, with $client, $invoice, $balance, $due_on and $days filled in.
+    subject = models.CharField(_("subject"), max_length=200, blank=True)
+    body = models.TextField(_("message"), blank=True)
+    fee_amount = models.DecimalField(
+        _("fixed fee"), max_digits=12, decimal_places=2, null=True, blank=True
+    )
+    fee_percent = models.DecimalField(
+        _("fee, % of the balance"), max_digits=5, decimal_places=2, null=True, blank=True
+    )
+
+    class Meta:
+        ordering = ["scenario", "day", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(action__in=["remind", "fee", "suspend", "collections", "write_off"]),
+                name="dunningstep_action_valid",
+            ),
+            models.UniqueConstraint(
+                fields=["scenario", "day", "action"], name="dunningstep_once_per_day"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day:+d} {self.action}"
+
+    @property
+    def days_away(self) -> int:
+        """Days from the due date, before or after."""
+        return abs(self.day)
+
+
+class DunningStepDone(models.Model):
+    """A step taken (or skipped, with why) on one invoice: never twice."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="dunning_done")
+    step = models.ForeignKey(DunningStep, on_delete=models.CASCADE, related_name="done")
+    done_on = models.DateField()
+    result = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["done_on", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["invoice", "step"], name="dunning_step_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.invoice_id} {self.step_id}"
+
+
+class CreditLimit(models.Model):
+    """How much a client may owe in one currency (or units of a non-currency balance)."""
+
+    client = models.ForeignKey(
+        "clients.Client", on_delete=models.CASCADE, related_name="credit_limits"
+    )
+    currency = models.CharField(_("currency or unit"), max_length=3)
+    # None: unlimited.
+    limit_minor = models.BigIntegerField(_("limit"), null=True, blank=True)
+    floor_minor = models.BigIntegerField(_("floor"), default=0)
+    fixed_thresholds = models.JSONField(_("fixed thresholds"), default=list, blank=True)
+    percent_thresholds = models.JSONField(_("thresholds, %"), default=list, blank=True)
+    enforce = models.BooleanField(_("enforce the limit"), default=True)
+    # Thresholds crossed and not yet fallen back below, so each notifies once per crossing.
+    crossed = models.JSONField(default=list, blank=True)
+
+    visibility_via = "client"
+
+    class Meta:
+        ordering = ["client", "currency"]
+        constraints = [
+            models.UniqueConstraint(fields=["client", "currency"], name="one_limit_per_currency")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.client_id} {self.currency}"

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
-from django.db import transaction
-from django.db.models import F, Max, Prefetch, Q, Sum
+from django.db import connection, models, transaction
+from django.db.models import F, Max, Prefetch, Q, Sum, prefetch_related_objects
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -36,13 +37,13 @@ from clientbase.billing.models import (
     Service,
 )
 from clientbase.billing.pdf import client_snapshot
-from clientbase.catalog.models import CYCLE_MONTHS, TaxRule
+from clientbase.catalog.models import CYCLE_MONTHS, ConfigOption, OptionPrice, Price, TaxRule
 from clientbase.catalog.pricing import product_quote
 from clientbase.clients.models import Address, Client
 from clientbase.core import clock
-from clientbase.core.audit import audit_many, new_audit_entry
+from clientbase.core.audit import new_audit_entry
 from clientbase.core.errors import ServiceError
-from clientbase.core.events import new_event, record_events, register_event_type
+from clientbase.core.events import new_event, register_event_type
 from clientbase.core.models import AuditAction, EventCategory
 from clientbase.core.money import Money
 from clientbase.core.numbering import reserve_numbers
@@ -238,8 +239,8 @@ class _Draft:
 class _Prices:
     """Catalogue prices of the run, asked once per product, cycle, currency and options."""
 
-    def __init__(self) -> None:
-        self.quotes: dict[tuple, Money | None] = {}
+    def __init__(self, quotes: dict[tuple, Money | None] | None = None) -> None:
+        self.quotes: dict[tuple, Money | None] = {} if quotes is None else quotes
 
     def recurring(self, service: Service) -> Money | None:
         key = (service.product_id, service.cycle, service.currency, service.quantity,
@@ -258,6 +259,48 @@ class _Prices:
             else:
                 self.quotes[key] = quote.recurring
         return self.quotes[key]
+
+
+# The prices a worker found, kept from chunk to chunk while the catalogue rows they were
+# made of stay the same; one per thread, as each thread bills in a transaction of its own.
+_known = threading.local()
+
+
+def _prices_for(services: list[Service]) -> _Prices:
+    """The chunk's prices: those found before, unless a row they come from changed since.
+
+    Three small queries read every row `product_quote` reads for the chunk's products; a
+    product whose rows differ from last time has its prices asked again.
+    """
+    product_ids = {s.product_id for s in services}
+    rows: dict[int, list[tuple]] = defaultdict(list)
+    for row in (
+        Price.objects.filter(product_id__in=product_ids)
+        .order_by("pk")
+        .values_list("product_id", "pk", "currency", "cycle", "amount_minor", "setup_fee_minor")
+    ):
+        rows[row[0]].append(("price", *row[1:]))
+    for row in (
+        ConfigOption.objects.filter(product_id__in=product_ids)
+        .order_by("pk")
+        .values_list("product_id", "pk", "code", "included_units", "min_units", "max_units")
+    ):
+        rows[row[0]].append(("option", *row[1:]))
+    for row in (
+        OptionPrice.objects.filter(option__product_id__in=product_ids)
+        .order_by("pk")
+        .values_list("option__product_id", "pk", "option_id", "currency", "cycle", "unit_minor")
+    ):
+        rows[row[0]].append(("option price", *row[1:]))
+    if not hasattr(_known, "rows"):
+        _known.rows, _known.quotes = {}, {}
+    for product_id in product_ids:
+        state = tuple(rows.get(product_id, ()))
+        if _known.rows.get(product_id) != state:
+            _known.rows[product_id] = state
+            for key in [k for k in _known.quotes if k[0] == product_id]:
+                del _known.quotes[key]
+    return _Prices(_known.quotes)
 
 
 class _Taxes:
@@ -294,6 +337,12 @@ def _bill_clients(run: BillingRun, client_ids: list[int]) -> _Outcome:
     )
     if not services:
         return outcome
+    # One instance per promo code with its products read once, not once per service.
+    promos: dict[int, object] = {}
+    for service in services:
+        if service.promo_id is not None:
+            service.promo = promos.setdefault(service.promo_id, service.promo)
+    prefetch_related_objects(list(promos.values()), "products")
     clients = {
         c.pk: c
         for c in Client.everything.filter(pk__in={s.client_id for s in services}).prefetch_related(
@@ -306,7 +355,7 @@ def _bill_clients(run: BillingRun, client_ids: list[int]) -> _Outcome:
         .annotate(end=Max("period_end"))
         .values_list("service_id", "end")
     )
-    prices, taxes = _Prices(), _Taxes()
+    prices, taxes = _prices_for(services), _Taxes()
     drafts: dict[tuple[int, str, int], _Draft] = {}
     changed: list[tuple[Service, dict]] = []
     for service in services:
@@ -396,6 +445,11 @@ def _write(run: BillingRun, drafts: list[_Draft], changed: list, outcome: _Outco
     from clientbase.billing.services import credit_apply
 
     today = run.run_date
+    # The renewed services and their audit entries first: they need no invoice number, and
+    # the number series stays locked from `reserve_numbers` to the commit, so another
+    # worker waits on what follows it only.
+    _save_services([s for s, _before in changed])
+    _audit(changed)
     issued = [d for d in drafts if not d.hold]
     numbers = iter(reserve_numbers("invoice", len(issued)) if issued else [])
     snapshots: dict[int, dict] = {}
@@ -417,7 +471,7 @@ def _write(run: BillingRun, drafts: list[_Draft], changed: list, outcome: _Outco
             invoice.balance_minor = invoice.total_minor
             invoice.status = Invoice.Status.UNPAID if invoice.total_minor else Invoice.Status.PAID
             invoice.paid_on = None if invoice.total_minor else today
-    Invoice.objects.bulk_create([d.invoice for d in drafts], batch_size=500)
+    _insert([d.invoice for d in drafts], ids=True)
     lines, periods = [], []
     for draft in drafts:
         for line in draft.lines:
@@ -426,15 +480,10 @@ def _write(run: BillingRun, drafts: list[_Draft], changed: list, outcome: _Outco
         for period in draft.periods:
             period.invoice = draft.invoice
             periods.append(period)
-    # Issued lines are frozen by the model's own guard; bulk_create writes them as new rows.
-    InvoiceLine.objects.bulk_create(lines, batch_size=1000)
-    BilledPeriod.objects.bulk_create(periods, batch_size=1000)
-    Service.objects.bulk_update(
-        [s for s, _before in changed],
-        ["period_start", "next_due_on", "recurring_minor", "reprice_at_renewal"],
-        batch_size=500,
-    )
-    _history(run, drafts, changed)
+    # Issued lines are frozen by the model's own guard; these are new rows, not changes.
+    _insert(lines)
+    _insert(periods)
+    _history(drafts)
     owners = {d.client.pk: d.client for d in drafts}
     ledger_post(
         [
@@ -460,7 +509,86 @@ def _write(run: BillingRun, drafts: list[_Draft], changed: list, outcome: _Outco
         transaction.on_commit(lambda: _queue_emails(to_email))
 
 
-def _history(run: BillingRun, drafts: list[_Draft], changed: list) -> None:
+def _insert(objs: list[models.Model], *, ids: bool = False) -> None:
+    """Write new rows of one model as `bulk_create` does, at a fraction of its cost.
+
+    bulk_create compiles every value of every row through the ORM, which takes several
+    times what the database takes to store it; here each value is prepared once and the
+    rows go by one prepared statement (SQLite) or COPY (PostgreSQL). With `ids`, a
+    multi-row INSERT … RETURNING gives each object its primary key in the order of the
+    rows, as bulk_create does.
+    """
+    if not objs:
+        return
+    meta = objs[0]._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key and not f.generated]
+    if any(f.has_db_default() for f in fields):  # a database default needs the ORM's SQL
+        type(objs[0]).objects.bulk_create(objs, batch_size=1000)
+        return
+    rows = [[f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
+            for obj in objs]  # fmt: skip
+    quote = connection.ops.quote_name
+    table = quote(meta.db_table)
+    columns = ", ".join(quote(f.column) for f in fields)
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    with connection.cursor() as cursor:
+        if ids:
+            size = max(1, min(1000, connection.ops.bulk_batch_size(fields, objs)))
+            for start in range(0, len(rows), size):
+                batch = rows[start : start + size]
+                cursor.execute(
+                    f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(batch))} "
+                    f"RETURNING {quote(meta.pk.column)}",
+                    [value for values in batch for value in values],
+                )
+                for obj, (pk,) in zip(objs[start : start + size], cursor.fetchall(), strict=True):
+                    obj.pk = pk
+                    obj._state.adding, obj._state.db = False, connection.alias
+        elif connection.vendor == "postgresql":
+            with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for values in rows:
+                    copy.write_row(values)
+        else:
+            cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES {row}", rows)
+
+
+RENEWED_FIELDS = ("period_start", "next_due_on", "recurring_minor", "reprice_at_renewal")
+
+
+def _save_services(services: list[Service]) -> None:
+    """Write the renewed fields of the services, as `bulk_update` would, in fewer statements.
+
+    PostgreSQL takes an UPDATE … FROM (VALUES …) a thousand rows at a time; SQLite, in the
+    same process, runs one prepared UPDATE per row faster than Django's CASE WHEN per field.
+    """
+    fields = [Service._meta.get_field(name) for name in RENEWED_FIELDS]
+    rows = [
+        [*(f.get_db_prep_save(getattr(s, f.attname), connection) for f in fields), s.pk]
+        for s in services
+    ]
+    quote = connection.ops.quote_name
+    table = quote(Service._meta.db_table)
+    with connection.cursor() as cursor:
+        if connection.vendor != "postgresql":
+            assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
+            key = quote(Service._meta.pk.column)
+            cursor.executemany(f"UPDATE {table} SET {assignments} WHERE {key} = %s", rows)
+            return
+        types = [f.cast_db_type(connection) for f in (*fields, Service._meta.pk)]
+        row = "(" + ", ".join(f"%s::{t}" for t in types) + ")"
+        names = ", ".join(quote(f.column) for f in fields)
+        assignments = ", ".join(f"{quote(f.column)} = v.{quote(f.column)}" for f in fields)
+        for start in range(0, len(rows), 1000):
+            batch = rows[start : start + 1000]
+            cursor.execute(
+                f"UPDATE {table} AS s SET {assignments} "
+                f"FROM (VALUES {', '.join([row] * len(batch))}) AS v({names}, pk) "
+                f"WHERE s.{quote(Service._meta.pk.column)} = v.pk",
+                [value for values in batch for value in values],
+            )
+
+
+def _history(drafts: list[_Draft]) -> None:
     events = []
     for draft in drafts:
         invoice = draft.invoice
@@ -472,7 +600,10 @@ def _history(run: BillingRun, drafts: list[_Draft], changed: list) -> None:
             events.append(new_event("invoice.issued", by=None, client=draft.client,
                                     subject=invoice, amount=invoice.total,
                                     reference=invoice.number))  # fmt: skip
-    record_events(events)
+    _insert(events)  # what record_events does, inside the chunk's transaction
+
+
+def _audit(changed: list) -> None:
     service_type = ContentType.objects.get_for_model(Service)
     entries = []
     for service, before in changed:
@@ -484,7 +615,7 @@ def _history(run: BillingRun, drafts: list[_Draft], changed: list) -> None:
         entry = new_audit_entry(service, AuditAction.UPDATE, changes, None)
         entry.object_type = service_type
         entries.append(entry)
-    audit_many(entries)
+    _insert(entries)  # what audit_many does
 
 
 def _plain(value):

@@ -575,6 +575,14 @@ def _settle_status(invoice: Invoice) -> list[str]:
                 )
     elif invoice.balance_minor < invoice.total_minor and invoice.status == Invoice.Status.UNPAID:
         invoice.status = Invoice.Status.PARTIALLY_PAID
+    elif (
+        invoice.status == Invoice.Status.COLLECTIONS
+        and invoice.collections_floor_minor is not None
+        and invoice.balance_minor <= invoice.collections_floor_minor
+    ):
+        # The minimum is paid: the invoice leaves collections and its scenario ends.
+        invoice.status, invoice.dunning_ended = Invoice.Status.OVERDUE, True
+        fields.append("dunning_ended")
     invoice.version += 1
     return [*fields, "version"]
 
@@ -717,8 +725,16 @@ def payment_record(
             reference=payment.number,
             details={"method": method, "to_credit": left},
         )
+        _after_settling(client, by)
         ledger_post(postings, by=by, owner_of=client)
     return payment
+
+
+def _after_settling(client: Client, by) -> None:
+    """Services dunning suspended come back once what suspended them is paid."""
+    from clientbase.billing.dunning import unsuspend_paid
+
+    unsuspend_paid(client=client, by=by)
 
 
 def credit_apply(*, by, invoice: Invoice, amount: Money | None = None) -> Money:
@@ -758,6 +774,7 @@ def credit_apply(*, by, invoice: Invoice, amount: Money | None = None) -> Money:
             reference=invoice.number,
             details={"invoice": invoice.number},
         )
+        _after_settling(client, by)
         ledger_post(
             [
                 Posting(client.pk, LedgerEntry.Account.CREDIT, LedgerEntry.Kind.CREDIT_APPLIED,
@@ -944,6 +961,7 @@ def credit_note_create(
             reference=number,
             details={"kind": str(CreditNote.Kind(kind).label), "invoice": invoice.number},
         )
+        _after_settling(client, by)
         ledger_post(postings, by=by, owner_of=client)
     return note
 
@@ -1304,7 +1322,9 @@ def service_action(*, by, service: Service, action: str, reason: str) -> Service
     return service
 
 
-def _transition(service: Service, action: str, reason: str, by, *, with_account=False) -> None:
+def _transition(
+    service: Service, action: str, reason: str, by, *, with_account=False, for_debt=False
+) -> None:
     sources, target = _TRANSITIONS[action]
     if service.status not in sources:
         raise ConflictError(
@@ -1315,7 +1335,10 @@ def _transition(service: Service, action: str, reason: str, by, *, with_account=
     old = service.status
     service.status, service.status_reason = target, reason[:500]
     service.suspended_with_account = with_account and target == Service.Status.SUSPENDED
-    service.save(update_fields=["status", "status_reason", "suspended_with_account"])
+    service.suspended_for_debt = for_debt and target == Service.Status.SUSPENDED
+    service.save(
+        update_fields=["status", "status_reason", "suspended_with_account", "suspended_for_debt"]
+    )
     record_event(
         "service.status",
         by=by,

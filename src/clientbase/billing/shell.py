@@ -77,6 +77,31 @@ def _billing_run(day) -> str:
     }
 
 
+def _dunning(day) -> str:
+    from clientbase.billing.dunning import dunning_run
+
+    return str(dunning_run(day))
+
+
+def _collections_figures(user, client) -> list[tuple]:
+    from clientbase.billing.dunning import collections_bar
+
+    bar = collections_bar(client)
+    if bar is None:
+        return []
+    figures = [
+        (_("Days past due"), bar.days_past_due),
+        (_("Amount owed"), ", ".join(str(m) for m in bar.owed)),
+    ]
+    if bar.in_collections:
+        figures.append(
+            (_("Minimum payment to leave collections"), ", ".join(str(m) for m in bar.minimum))
+        )
+    for day, action, number in bar.next_steps:
+        figures.append((f"{day:%Y-%m-%d}", f"{action} · {number}"))
+    return figures
+
+
 def register() -> None:
     """Hook billing into roles, navigation, the dashboard, the client profile and its status."""
     for code, label in [
@@ -90,6 +115,9 @@ def register() -> None:
     register_job("invoices_overdue", _("Mark invoices still owed after their due date overdue"))(
         _mark_overdue
     )
+    register_job("dunning", _("Take the reminder, fee, suspension and collections steps due"))(
+        _dunning
+    )
     on_status_change(services.services_follow_account)
     on_price_change(services.services_reprice_at_renewal)
     on_client_delete(services.billing_blocks_delete)
@@ -100,6 +128,8 @@ def register() -> None:
     register_nav(NavEntry("billing", _("Payments"), "billing:payments"))
     register_nav(NavEntry("billing", _("Bank statements"), "billing:statements", "billing.payment"))
     register_nav(NavEntry("billing", _("Billing runs"), "billing:runs"))
+    register_nav(NavEntry("billing", _("Collections"), "billing:collections"))
+    register_nav(NavEntry("billing", _("Dunning scenarios"), "billing:dunning", "billing.refund"))
     register_nav(NavEntry("billing", _("Reports"), "billing:reports"))
     register_counter(
         Counter(
@@ -142,3 +172,21 @@ def register() -> None:
         )
     )
     register_profile_block(ProfileBlock("billing", BILLING, _summary_figures, "receipt"))
+    register_counter(
+        Counter(
+            "billing.collections",
+            _("Clients in collections"),
+            lambda user: (
+                queries.invoices_for(user)
+                .filter(status="collections")
+                .values("client")
+                .distinct()
+                .count()
+            ),
+            "billing:collections",
+            "briefcase",
+        )
+    )
+    register_profile_block(
+        ProfileBlock("collections", _("Overdue"), _collections_figures, "exclamation-octagon")
+    )

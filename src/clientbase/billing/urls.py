@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path
 
-from clientbase.billing import bank_views, report_views, run_views, views
+from clientbase.billing import bank_views, dunning_views, report_views, run_views, views
 
 app_name = "billing"
 
@@ -55,6 +55,10 @@ urlpatterns = [
     path("bank/suspense/", bank_views.suspense_list, name="suspense"),
     path("bank/suspense/<int:pk>/assign/", bank_views.suspense_assign, name="suspense_assign"),
     path("bank/suspense/<int:pk>/ignore/", bank_views.suspense_ignore, name="suspense_ignore"),
+    path("collections/", dunning_views.collections_list, name="collections"),
+    path("dunning/", dunning_views.scenario_list, name="dunning"),
+    path("dunning/<int:pk>/steps/", dunning_views.step_add, name="dunning_step_add"),
+    path("dunning/steps/<int:pk>/delete/", dunning_views.step_delete, name="dunning_step_delete"),
     path("runs/", run_views.run_list, name="runs"),
     path("runs/start/", run_views.run_start, name="run_start"),
     path("runs/<int:pk>/", run_views.run_detail, name="run"),

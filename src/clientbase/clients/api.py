@@ -70,6 +70,7 @@ class ClientOut(Schema):
     separate_invoices: bool
     billing_day: int | None = Field(description="co-terming: periods start on this day (1-28)")
     auto_apply_credit: bool
+    suspend_exempt_until: dt.date | None
     late_fee_exempt: bool
     no_overdue_notices: bool
     no_card_autopay: bool
@@ -137,6 +138,7 @@ class ClientIn(Schema):
     separate_invoices: bool = False
     billing_day: int | None = Field(None, ge=1, le=28)
     auto_apply_credit: bool = True
+    suspend_exempt_until: dt.date | None = None
     late_fee_exempt: bool = False
     no_overdue_notices: bool = False
     no_card_autopay: bool = False
@@ -188,6 +190,7 @@ class ClientPatch(Schema):
     separate_invoices: bool | None = None
     billing_day: int | None = Field(None, ge=1, le=28)
     auto_apply_credit: bool | None = None
+    suspend_exempt_until: dt.date | None = None
     late_fee_exempt: bool | None = None
     no_overdue_notices: bool | None = None
     no_card_autopay: bool | None = None

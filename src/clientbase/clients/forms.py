@@ -31,6 +31,7 @@ CLIENT_SECTIONS: list[tuple[str, list[str]]] = [
             "separate_invoices",
             "billing_day",
             "auto_apply_credit",
+            "suspend_exempt_until",
             "late_fee_exempt",
             "no_overdue_notices",
             "no_card_autopay",

@@ -96,6 +96,9 @@ class Client(Owned):
         validators=[MinValueValidator(1), MaxValueValidator(28)],
     )
     auto_apply_credit = models.BooleanField(_("apply credit to new invoices"), default=True)
+    suspend_exempt_until = models.DateField(
+        _("no automatic suspension until"), null=True, blank=True
+    )
     late_fee_exempt = models.BooleanField(_("no late fees"), default=False)
     no_overdue_notices = models.BooleanField(_("no overdue notices"), default=False)
     no_card_autopay = models.BooleanField(_("no automatic card payments"), default=False)

@@ -85,6 +85,7 @@ EDITABLE = (
     "separate_invoices",
     "billing_day",
     "auto_apply_credit",
+    "suspend_exempt_until",
     "late_fee_exempt",
     "no_overdue_notices",
     "no_card_autopay",
