@@ -28,6 +28,7 @@ from clientbase.billing.bank import (
     bank_payment_ignore,
     statement_import,
 )
+from clientbase.billing.credit import credit_limit_remove, credit_limit_set, limits_of
 from clientbase.billing.ledger import client_sums
 from clientbase.billing.models import (
     BankPayment,
@@ -1511,3 +1512,93 @@ def bank_payment_ignore_api(request: HttpRequest, item_id: Id, payload: IgnoreIn
     _require(request, "billing.payment")
     item = get_object_or_404(BankPayment, pk=item_id)
     return bank_payment_ignore(by=request.user, item=item, reason=payload.reason)
+
+
+class CreditLimitIn(Schema):
+    """A credit limit in one currency; no `limit` is unlimited."""
+
+    limit: AmountText | None = None
+    floor: AmountText | None = None
+    fixed_thresholds: list[AmountText] = Field([], max_length=20)
+    percent_thresholds: list[Annotated[int, Field(ge=1, le=100)]] = Field([], max_length=20)
+    enforce: bool = True
+
+
+class CreditLimitOut(Schema):
+    """A credit limit with what the client owes against it."""
+
+    currency: str
+    limit: MoneyOut | None
+    floor: MoneyOut
+    fixed_thresholds: list[MoneyOut]
+    percent_thresholds: list[int]
+    thresholds: list[MoneyOut] = Field(description="every amount that warns, lowest first")
+    enforce: bool
+    owed: MoneyOut
+    beyond_limit: MoneyOut = Field(description="the outstanding amount over the limit")
+
+
+def _limit_out(view) -> dict:
+    limit = view.limit
+    return {
+        "currency": limit.currency,
+        "limit": None if view.unlimited else _money(limit.limit_minor, limit.currency),
+        "floor": _money(limit.floor_minor, limit.currency),
+        "fixed_thresholds": [_money(m, limit.currency) for m in limit.fixed_thresholds],
+        "percent_thresholds": limit.percent_thresholds,
+        "thresholds": [_money(m.minor, m.currency) for m in view.thresholds],
+        "enforce": limit.enforce,
+        "owed": _money(view.owed.minor, view.owed.currency),
+        "beyond_limit": _money(view.beyond.minor, view.beyond.currency),
+    }
+
+
+@router.get(
+    "/clients/{client_id}/credit-limits",
+    response={200: list[CreditLimitOut], **problems(404, 422)},
+    summary="A client's credit limits",
+)
+def credit_limit_list(request: HttpRequest, client_id: Id):
+    """Per currency: limit, floor, thresholds, what is owed and what is beyond the limit."""
+    return [_limit_out(view) for view in limits_of(client_get(request.user, client_id))]
+
+
+@router.put(
+    "/clients/{client_id}/credit-limits/{currency}",
+    response={200: CreditLimitOut, **problems(400, 403, 404, 422)},
+    summary="Set a client's credit limit in a currency",
+)
+def credit_limit_put(request: HttpRequest, client_id: Id, currency: CurrencyText,
+                     payload: CreditLimitIn):  # fmt: skip
+    """Orders and invoices that would pass an enforced limit are refused."""
+    client = client_get(request.user, client_id)
+    _require(request, "billing.refund")
+    code = currency.upper()
+    credit_limit_set(
+        by=request.user,
+        client=client,
+        currency=code,
+        limit=_parse_money(payload.limit, code, "limit") if payload.limit else None,
+        floor=_parse_money(payload.floor, code, "floor") if payload.floor else None,
+        fixed_thresholds=[
+            _parse_money(a, code, f"fixed_thresholds.{i}")
+            for i, a in enumerate(payload.fixed_thresholds)
+        ],
+        percent_thresholds=payload.percent_thresholds,
+        enforce=payload.enforce,
+    )
+    return next(_limit_out(v) for v in limits_of(client) if v.limit.currency == code)
+
+
+@router.delete(
+    "/clients/{client_id}/credit-limits/{currency}",
+    response={204: None, **problems(403, 404, 422)},
+    summary="Remove a client's credit limit in a currency",
+)
+def credit_limit_delete(request: HttpRequest, client_id: Id, currency: CurrencyText):
+    """No limit in that currency any more."""
+    client = client_get(request.user, client_id)
+    _require(request, "billing.refund")
+    limit = get_object_or_404(client.credit_limits, currency=currency.upper())
+    credit_limit_remove(by=request.user, limit=limit)
+    return Status(204, None)

@@ -201,6 +201,36 @@ class CreditTopUpForm(StyledForm):
     due_days = forms.IntegerField(label=_("Days to pay"), min_value=0, max_value=365, initial=7)
 
 
+class CreditLimitForm(StyledForm):
+    """A client's credit limit in one currency, with its floor and warning thresholds."""
+
+    currency = forms.CharField(label=_("Currency"), max_length=3)
+    limit = forms.CharField(
+        label=_("Limit"), required=False, help_text=_("Leave empty for no limit.")
+    )
+    floor = forms.CharField(label=_("Floor"), required=False)
+    fixed_thresholds = forms.CharField(
+        label=_("Warn at amounts"), required=False, help_text=_("e.g. 5000, 8000")
+    )
+    percent_thresholds = forms.CharField(
+        label=_("Warn at % of the limit"), required=False, help_text=_("e.g. 80, 90")
+    )
+    enforce = forms.BooleanField(label=_("Refuse what would pass the limit"), required=False,
+                                 initial=True)  # fmt: skip
+
+    def clean_percent_thresholds(self) -> list[int]:
+        values = []
+        for part in _parts(self.cleaned_data["percent_thresholds"]):
+            if not part.isdigit():
+                raise forms.ValidationError(_("Write whole percentages, e.g. 80, 90."))
+            values.append(int(part))
+        return values
+
+
+def _parts(text: str) -> list[str]:
+    return [p.strip() for p in (text or "").replace(";", ",").split(",") if p.strip()]
+
+
 class CreditPayoutForm(StyledForm):
     """Pay a client's credit balance out."""
 

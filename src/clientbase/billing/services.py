@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from clientbase.billing.calc import aligned_due, line_amounts, next_due, prorate
+from clientbase.billing.credit import after_commit_check, check_limit
 from clientbase.billing.ledger import Posting, credit_held, ledger_post
 from clientbase.billing.models import (
     BilledPeriod,
@@ -385,6 +386,9 @@ def invoice_issue(*, by, invoice: Invoice) -> Invoice:
                 _("The total is negative: issue a credit note instead."), field="lines"
             )
         _check_dates(invoice.issued_on, invoice.due_on)
+        if not invoice.credit_top_up:
+            check_limit(client, invoice.total)
+        after_commit_check(client.pk)
         number = next_number("invoice")
         invoice.number, invoice.number_value = number.text, number.value
         invoice.snapshot = client_snapshot(client)
@@ -726,6 +730,7 @@ def payment_record(
             details={"method": method, "to_credit": left},
         )
         _after_settling(client, by)
+        after_commit_check(client.pk)
         ledger_post(postings, by=by, owner_of=client)
     return payment
 
@@ -1251,6 +1256,7 @@ def order_accept(*, by, order: Order) -> Order:
                 if spec.period_end
             }  # fmt: skip
             BilledPeriod.objects.bulk_create(first_periods.values())
+        check_limit(client, Money(sum(d.total_minor for d in drafts), order.currency))
         order.status, order.decided_at = Order.Status.ACCEPTED, clock.now()
         order.invoice = drafts[0]
         order.save(update_fields=["status", "decided_at", "invoice"])

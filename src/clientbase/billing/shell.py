@@ -7,6 +7,7 @@ from clientbase.accounts.permissions import register_action
 from clientbase.billing import queries, services
 from clientbase.billing.models import BankPayment, Service
 from clientbase.catalog.services import on_price_change
+from clientbase.clients.models import Client
 from clientbase.clients.services import (
     on_client_delete,
     on_client_merge_check,
@@ -78,9 +79,16 @@ def _billing_run(day) -> str:
 
 
 def _dunning(day) -> str:
+    from clientbase.billing.credit import thresholds_check
     from clientbase.billing.dunning import dunning_run
+    from clientbase.billing.models import CreditLimit
 
-    return str(dunning_run(day))
+    summary = str(dunning_run(day))
+    # Thresholds also move with the billing run's invoices, which are written in bulk.
+    warned = 0
+    for client_id in CreditLimit.objects.values_list("client_id", flat=True).distinct():
+        warned += len(thresholds_check(Client.everything.get(pk=client_id)))
+    return f"{summary}, credit thresholds reached: {warned}"
 
 
 def _collections_figures(user, client) -> list[tuple]:

@@ -50,6 +50,7 @@ urlpatterns = [
     path("clients/<int:pk>/credit/adjust/", views.credit_adjust, name="credit_adjust"),
     path("clients/<int:pk>/credit/top-up/", views.credit_top_up, name="credit_top_up"),
     path("clients/<int:pk>/credit/payout/", views.credit_payout, name="credit_payout"),
+    path("clients/<int:pk>/credit/limit/", views.credit_limit, name="credit_limit"),
     path("bank/", bank_views.statement_list, name="statements"),
     path("bank/<int:pk>/", bank_views.statement_detail, name="statement"),
     path("bank/suspense/", bank_views.suspense_list, name="suspense"),

@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from clientbase.billing import queries, services
+from clientbase.billing.credit import limits_of
 from clientbase.billing.forms import (
     SERVICE_STATUS_CHOICES,
     BillSearchForm,
@@ -25,6 +26,7 @@ from clientbase.billing.forms import (
     ClientPaymentForm,
     CreditAdjustForm,
     CreditApplyForm,
+    CreditLimitForm,
     CreditNoteForm,
     CreditPayoutForm,
     CreditTopUpForm,
@@ -1111,6 +1113,43 @@ def credit_top_up(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_action("billing.refund")
 @require_POST
+def credit_limit(request: HttpRequest, pk: int) -> HttpResponse:
+    """Set a client's credit limit in a currency (empty limit: unlimited)."""
+    from clientbase.billing.credit import credit_limit_set
+    from clientbase.billing.forms import _parts
+
+    client = get_visible_or_404(Client.objects.all(), request.user, pk=pk)
+    form = CreditLimitForm(request.POST)
+    if not form.is_valid():
+        _say_form_errors(request, form)
+        return _to_transactions(client)
+    data = form.cleaned_data
+    currency = data["currency"].strip().upper()
+    try:
+        limit = parse_money(data["limit"], currency, "limit") if data["limit"].strip() else None
+        floor = parse_money(data["floor"], currency, "floor") if data["floor"].strip() else None
+        fixed = [
+            parse_money(p, currency, "fixed_thresholds") for p in _parts(data["fixed_thresholds"])
+        ]
+        credit_limit_set(
+            by=request.user,
+            client=client,
+            currency=currency,
+            limit=limit,
+            floor=floor,
+            fixed_thresholds=fixed,
+            percent_thresholds=data["percent_thresholds"],
+            enforce=data["enforce"],
+        )
+    except ServiceError as refused:
+        messages.error(request, " ".join(refused.messages))
+    else:
+        messages.success(request, _("Credit limit saved."))
+    return _to_transactions(client)
+
+
+@require_action("billing.refund")
+@require_POST
 def credit_payout(request: HttpRequest, pk: int) -> HttpResponse:
     """Pay (part of) a client's credit balance out to the client."""
     client = get_visible_or_404(Client.objects.all(), request.user, pk=pk)
@@ -1168,4 +1207,6 @@ def profile_tab(user, client: Client, tab: str) -> dict:
         "adjust_form": CreditAdjustForm(),
         "top_up_form": CreditTopUpForm(),
         "payout_form": CreditPayoutForm(initial={"method": client.payment_method}),
+        "limit_form": CreditLimitForm(initial={"currency": client.currency, "enforce": True}),
+        "credit_limits": limits_of(client),
     }
