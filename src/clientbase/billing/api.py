@@ -49,6 +49,7 @@ from clientbase.billing.run import (
     rate,
 )
 from clientbase.catalog.models import Cycle, Product
+from clientbase.clients.api import DeferredActionOut
 from clientbase.clients.models import Client
 from clientbase.clients.queries import client_get
 from clientbase.clients.services import history_ids
@@ -787,6 +788,34 @@ def service_terminate(request: HttpRequest, service_id: Id, payload: ReasonIn):
 def service_cancel(request: HttpRequest, service_id: Id, payload: ReasonIn):
     """Cancel a live service now (to cancel when the paid period ends, PATCH it)."""
     return _service_action(request, service_id, "cancel", payload.reason)
+
+
+class ScheduleIn(Schema):
+    """A lifecycle action for a later day."""
+
+    action: Literal["activate", "suspend", "unsuspend", "terminate", "cancel"]
+    reason: Reason = Field(min_length=1)
+    due_on: Day
+
+
+@router.post(
+    "/services/{service_id}/scheduled-actions",
+    response={201: DeferredActionOut, **problems(400, 403, 404, 409, 422)},
+    summary="Schedule a service action",
+)
+def service_schedule(request: HttpRequest, service_id: Id, payload: ScheduleIn):
+    """Suspend, terminate, cancel… on a later day; listed with the client's deferred
+    actions, where it can be edited, executed now or deleted while pending."""
+    service = _service(request, service_id)
+    _require(request, "billing.sell")
+    scheduled = services.service_action_schedule(
+        by=request.user,
+        service=service,
+        action=payload.action,
+        reason=payload.reason,
+        due_on=payload.due_on,
+    )
+    return Status(201, scheduled)
 
 
 class TransferIn(Schema):

@@ -97,6 +97,12 @@ class ServiceActionForm(ReasonForm):
         ("activate", _("Activate")),
     ]
     action = forms.ChoiceField(label=_("Action"), choices=ACTIONS)
+    on = forms.DateField(
+        label=_("On"),
+        required=False,
+        help_text=_("Empty: now. A later day schedules it."),
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
 
 
 class CancelAtEndForm(ReasonForm):

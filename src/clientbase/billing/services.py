@@ -1328,6 +1328,56 @@ def service_action(*, by, service: Service, action: str, reason: str) -> Service
     return service
 
 
+def service_action_schedule(*, by, service: Service, action: str, reason: str, due_on: dt.date):
+    """Schedule a lifecycle action for a later day; the daily automation takes it then."""
+    from clientbase.clients.models import DeferredAction
+
+    if action not in _TRANSITIONS:
+        raise ServiceError(_("Unknown action."), field="action")
+    reason = (reason or "").strip()
+    if not reason:
+        raise ServiceError(_("Give a reason."), field="reason")
+    if due_on <= clock.today():
+        raise ServiceError(_("Choose a day after today, or act now."), field="due_on")
+    with transaction.atomic():
+        service = (
+            Service.objects.select_for_update(of=("self",))
+            .select_related("product", "client")
+            .get(pk=service.pk)
+        )
+        if service.status not in _TRANSITIONS[action][0]:
+            raise ConflictError(
+                _("The service is %(status)s: %(action)s is not possible.")
+                % {"status": Service.Status(service.status).label,
+                   "action": _ACTION_NAMES[action]},
+                field="status",
+            )  # fmt: skip
+        scheduled = DeferredAction.objects.create(
+            client=service.client,
+            kind=DeferredAction.Kind.SERVICE,
+            params={
+                "service_id": service.pk,
+                "product": service.product.name,
+                "action": action,
+                "status": str(_TRANSITIONS[action][1]),
+                "reason": reason[:500],
+            },
+            due_on=due_on,
+            created_by=by,
+        )
+        audit_create(scheduled, by=by)
+    return scheduled
+
+
+def run_scheduled_service_action(action, by) -> None:
+    """The daily automation's side of a scheduled service change."""
+    params = action.params
+    service = Service.objects.filter(pk=params["service_id"]).first()
+    if service is None:
+        raise ServiceError(_("The service no longer exists."), field="service")
+    service_action(by=by, service=service, action=params["action"], reason=params["reason"])
+
+
 def _transition(
     service: Service, action: str, reason: str, by, *, with_account=False, for_debt=False
 ) -> None:

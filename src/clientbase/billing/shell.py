@@ -12,6 +12,7 @@ from clientbase.clients.services import (
     on_client_delete,
     on_client_merge_check,
     on_status_change,
+    register_deferred_kind,
 )
 from clientbase.core.cron import register_job
 from clientbase.core.registry import (
@@ -127,6 +128,7 @@ def register() -> None:
         _dunning
     )
     on_status_change(services.services_follow_account)
+    register_deferred_kind("service", services.run_scheduled_service_action)
     on_price_change(services.services_reprice_at_renewal)
     on_client_delete(services.billing_blocks_delete)
     on_client_merge_check(_same_products)

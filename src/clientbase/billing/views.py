@@ -801,6 +801,10 @@ def service_status(request: HttpRequest, pk: int) -> HttpResponse:
     """Suspend, unsuspend, terminate or cancel a service, with a reason."""
 
     def act(service, data):
+        day = data.pop("on")
+        if day and day > clock.today():
+            services.service_action_schedule(by=request.user, service=service, due_on=day, **data)
+            return _("Scheduled for %(day)s.") % {"day": day.isoformat()}
         service = services.service_action(by=request.user, service=service, **data)
         return _("The service is now %(status)s.") % {"status": service.get_status_display()}
 

@@ -293,6 +293,7 @@ class DeferredAction(models.Model):
 
     class Kind(models.TextChoices):
         STATUS = "status", _("Status change")
+        SERVICE = "service", _("Service change")
 
     class State(models.TextChoices):
         PENDING = "pending", _("Pending")
@@ -326,7 +327,8 @@ class DeferredAction(models.Model):
                 name="deferredaction_state_valid",
             ),
             models.CheckConstraint(
-                condition=models.Q(kind__in=["status"]), name="deferredaction_kind_valid"
+                condition=models.Q(kind__in=["status", "service"]),
+                name="deferredaction_kind_valid",
             ),
         ]
 

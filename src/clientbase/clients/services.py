@@ -576,13 +576,27 @@ def deferred_action_update(
         )
     with transaction.atomic():
         action = _pending(action)
-        reason = _status_request(action.client, status, reason)
         before = snapshot(action)
+        if action.kind == DeferredAction.Kind.STATUS:
+            reason = _status_request(action.client, status, reason)
+            action.params = {"status": status, "reason": reason, "note": note.strip()}
+        elif (reason or "").strip():
+            # What a service change does is fixed; its day and reason may change.
+            action.params = {**action.params, "reason": reason.strip()[:500]}
         action.due_on = due_on
-        action.params = {"status": status, "reason": reason, "note": note.strip()}
         action.save(update_fields=["due_on", "params"])
         audit_update(action, before, by=by)
     return action
+
+
+# Other modules' deferred actions: kind -> executor(action, by), raising ServiceError when
+# the action can no longer apply (billing registers the service changes).
+DEFERRED_EXECUTORS: dict[str, Callable] = {}
+
+
+def register_deferred_kind(kind: str, executor: Callable) -> None:
+    """Let the cron run another module's deferred actions of a kind."""
+    DEFERRED_EXECUTORS[kind] = executor
 
 
 def deferred_action_execute(*, action: DeferredAction, by: User | None) -> DeferredAction:
@@ -593,10 +607,13 @@ def deferred_action_execute(*, action: DeferredAction, by: User | None) -> Defer
         params = action.params
         try:
             with transaction.atomic():
-                reason = _status_request(client, params["status"], params["reason"])
-                _apply_status(
-                    client, params["status"], reason, clock.today(), by, params.get("note", "")
-                )
+                if action.kind != DeferredAction.Kind.STATUS:
+                    DEFERRED_EXECUTORS[action.kind](action, by)
+                else:
+                    reason = _status_request(client, params["status"], params["reason"])
+                    _apply_status(
+                        client, params["status"], reason, clock.today(), by, params.get("note", "")
+                    )
         except ServiceError as refused:
             action.state, action.result = DeferredAction.State.ERROR, " ".join(refused.messages)
         else:
