@@ -51,8 +51,8 @@ def statement_list(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(
                 request,
-                _("%(posted)s payments posted, %(suspense)s waiting in suspense, "
-                  "%(duplicates)s already imported.")
+                _("Posted: %(posted)s. Waiting in suspense: %(suspense)s. Already imported: "
+                  "%(duplicates)s.")
                 % {"posted": statement.posted, "suspense": statement.suspense,
                    "duplicates": statement.duplicates},
             )  # fmt: skip
