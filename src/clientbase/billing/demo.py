@@ -19,6 +19,7 @@ def demo_billing_create(*, by, accounts: int = DEFAULT_ACCOUNTS, seed: int = 7) 
     """Sell to clients without an order until `accounts` clients have one (a rerun only tops
     up); returns how many were sold to."""
     rng = random.Random(seed)
+    demo_dunning_create(by=by)
     priced = set(Price.objects.values_list("currency", flat=True))
     products = list(Product.objects.filter(kind="product", active=True).order_by("code"))
     if not products or not priced:
@@ -59,6 +60,27 @@ def demo_billing_create(*, by, accounts: int = DEFAULT_ACCOUNTS, seed: int = 7) 
         sold += 1
         _pay_some(rng, by, client, invoice)
     return sold
+
+
+def demo_dunning_create(*, by) -> None:
+    """The default dunning scenario a new installation starts from (once)."""
+    from decimal import Decimal
+
+    from clientbase.billing import dunning
+    from clientbase.billing.models import DunningScenario
+
+    if DunningScenario.objects.exists():
+        return
+    scenario = dunning.scenario_save(by=by, name="Standard", minimum_percent=50, is_default=True)
+    for day, action, extra in [
+        (-3, "remind", {}),
+        (1, "remind", {}),
+        (7, "fee", {"fee_percent": Decimal(5)}),
+        (14, "suspend", {}),
+        (30, "collections", {}),
+        (120, "write_off", {}),
+    ]:
+        dunning.step_add(by=by, scenario=scenario, day=day, action=action, **extra)
 
 
 def _pay_some(rng: random.Random, by, client: Client, invoice: Invoice) -> None:
