@@ -255,3 +255,18 @@ def test_the_statement_api_refuses_a_corrupt_file_and_a_role_without_payments(
     )
     assert response.status_code == 403
     assert BankStatement.objects.count() == 0
+
+
+def test_two_lines_paying_one_invoice_post_once_and_the_second_waits(clerk, payer, invoice_72815):
+    second = (
+        seed_1c().split("СекцияДокумент=")[1].replace("Номер=27", "Номер=29")
+    )  # the same order again under another number: another bank transaction
+    data = as_1c_bytes(seed_1c(add="СекцияДокумент=" + second))
+    imported = bank.statement_import(by=clerk, data=data)
+    assert (imported.lines, imported.posted, imported.suspense) == (2, 1, 1)
+    waiting = BankPayment.objects.get(state="suspense")
+    assert waiting.reason == "Another payment settled the invoice first, or it changed meanwhile."
+    assert invoice_state(invoice_72815) == ("paid", 1500000, 1500000, 0, 0, 0)
+    assert Payment.objects.count() == 1
+    receipt = invoice_72815.receipt
+    assert (receipt.amount_minor, receipt.client_id) == (1500000, payer.pk)

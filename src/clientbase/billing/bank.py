@@ -35,7 +35,12 @@ def _tax_key(text: str) -> str:
 def _candidates(purpose: str) -> set[str]:
     """Every piece of the purpose that could be an invoice number."""
     tokens = {t.strip(".-/") for t in _TOKEN.findall(purpose)}
-    return {t for t in tokens | set(_DIGITS.findall(purpose)) if t and len(t) <= 32}
+    # Every invoice number has a digit; words without one never are.
+    return {
+        t
+        for t in tokens | set(_DIGITS.findall(purpose))
+        if t and len(t) <= 32 and _DIGITS.search(t)
+    }
 
 
 @dataclass(frozen=True)
@@ -128,7 +133,7 @@ def statement_import(*, by, data: bytes, filename: str = "") -> BankStatement:
     A file that cannot be read is refused whole; lines imported before (the same bank id
     on the same account) are counted and skipped, so importing twice posts nothing twice.
     """
-    from clientbase.billing.services import payment_record
+    from clientbase.billing.services import payments_settle_exactly
 
     statement = _read(data)
     with transaction.atomic():
@@ -150,7 +155,7 @@ def statement_import(*, by, data: bytes, filename: str = "") -> BankStatement:
             duplicates=len(statement.lines) - len(fresh),
         )
         invoices = _invoices_named([line for line in fresh if line.incoming])
-        items, matches = [], []
+        items, exact = [], []
         for line in fresh:
             match = match_line(line, invoices) if line.incoming else Match(None)
             state = (
@@ -160,33 +165,30 @@ def statement_import(*, by, data: bytes, filename: str = "") -> BankStatement:
                 if match.invoice
                 else BankPayment.State.SUSPENSE
             )
-            items.append(_item(record, statement, line, state, match))
-            matches.append(match)
+            item = _item(record, statement, line, state, match)
+            items.append(item)
+            if match.invoice:
+                exact.append(item)
+        # Posted before the lines are written, so each line is inserted once, complete.
+        if exact:
+            paid = payments_settle_exactly(
+                by=by, matches=[(i.invoice, i.amount, i.booked_on, _reference(i)) for i in exact]
+            )
+            for item, payment in zip(exact, paid, strict=True):
+                item.payment = payment
+                if payment is None:
+                    item.state, item.invoice = BankPayment.State.SUSPENSE, None
+                    item.reason = _(
+                        "Another payment settled the invoice first, or it changed meanwhile."
+                    )
         try:
-            BankPayment.objects.bulk_create(items, batch_size=1000)
+            with transaction.atomic():
+                BankPayment.objects.bulk_create(items, batch_size=1000)
         except IntegrityError:
             raise ConflictError(
                 _("The same statement is being imported by someone else right now."),
                 field="file",
             ) from None
-        for item, match in zip(items, matches, strict=True):
-            if item.state != BankPayment.State.POSTED:
-                continue
-            try:
-                with transaction.atomic():
-                    item.payment = payment_record(
-                        by=by,
-                        client=match.invoice.client,
-                        amount=item.amount,
-                        method=PaymentMethod.BANK_TRANSFER,
-                        invoices=[(match.invoice, None)],
-                        received_on=item.booked_on,
-                        reference=_reference(item),
-                    )
-            except ServiceError as refused:
-                item.state, item.invoice = BankPayment.State.SUSPENSE, None
-                item.reason = "; ".join(refused.messages)[:500]
-            item.save(update_fields=["payment", "state", "invoice", "reason"])
         counts = defaultdict(int)
         for item in items:
             counts[item.state] += 1

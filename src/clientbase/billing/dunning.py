@@ -302,7 +302,9 @@ _ACTIONS = {
 }
 
 
-def unsuspend_paid(*, client: Client | None = None, day: dt.date | None = None, by=None) -> int:
+def unsuspend_paid(
+    *, client: Client | None = None, clients: list[int] | None = None, day=None, by=None
+) -> int:
     """Reactivate the services dunning suspended once no invoice that suspended them still
     owes (paid, or its minimum paid); inside the caller's transaction when it has one."""
     from clientbase.billing.services import _transition
@@ -315,6 +317,8 @@ def unsuspend_paid(*, client: Client | None = None, day: dt.date | None = None, 
     ).exclude(invoice_lines__invoice__in=still_owing)
     if client is not None:
         services = services.filter(client=client)
+    if clients is not None:
+        services = services.filter(client_id__in=clients)
     count = 0
     with transaction.atomic():
         # By id in a subquery: PostgreSQL locks no rows of a DISTINCT query.

@@ -18,6 +18,7 @@ from clientbase.billing.credit import after_commit_check, check_limit
 from clientbase.billing.ledger import Posting, credit_held, ledger_post
 from clientbase.billing.models import (
     BilledPeriod,
+    CreditLimit,
     CreditNote,
     Invoice,
     InvoiceLine,
@@ -45,10 +46,10 @@ from clientbase.clients.services import history_ids
 from clientbase.core import clock
 from clientbase.core.audit import audit_create, audit_update, snapshot
 from clientbase.core.errors import ConflictError, ServiceError
-from clientbase.core.events import record_event, register_event_type
+from clientbase.core.events import new_event, record_event, record_events, register_event_type
 from clientbase.core.models import EventCategory
 from clientbase.core.money import Money, round_half_up
-from clientbase.core.numbering import next_number, register_series
+from clientbase.core.numbering import next_number, register_series, reserve_numbers
 
 register_series("order", prefix="ORD-", padding=5)
 register_series("invoice", prefix="", padding=0)
@@ -733,6 +734,120 @@ def payment_record(
         after_commit_check(client.pk)
         ledger_post(postings, by=by, owner_of=client)
     return payment
+
+
+def payments_settle_exactly(
+    *, by, matches: list[tuple[Invoice, Money, dt.date, str]]
+) -> list[Payment | None]:
+    """Record many bank transfers that each pay one invoice exactly, with bulk writes.
+
+    Runs inside the caller's transaction. A match whose invoice changed meanwhile (paid,
+    cancelled, another balance) gets None and nothing is written for it.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("payments are recorded inside the caller's transaction")
+    ids = sorted({invoice.pk for invoice, *_rest in matches})
+    locked = {
+        inv.pk: inv
+        for inv in Invoice.objects.select_for_update(of=("self",))
+        .select_related("client")
+        .filter(pk__in=ids)
+        .order_by("pk")
+    }
+    chosen, results, seen = [], [], set()
+    for invoice, amount, day, reference in matches:
+        current = locked.get(invoice.pk)
+        fits = (
+            current is not None
+            and current.pk not in seen
+            and current.status in Invoice.OPEN
+            and not current.credit_top_up
+            and current.currency == amount.currency
+            and current.balance_minor == amount.minor > 0
+            and not current.client.merged_into_id
+            and not current.client.deleted_at
+        )
+        results.append(len(chosen) if fits else None)
+        if fits:
+            seen.add(current.pk)
+            chosen.append((current, amount, day, reference))
+    if not chosen:
+        return [None] * len(matches)
+    numbers = reserve_numbers("payment", len(chosen))
+    receipted = set(Receipt.objects.filter(invoice__in=ids).values_list("invoice_id", flat=True))
+    to_receipt = [inv for inv, *_rest in chosen if inv.pk not in receipted]
+    receipt_numbers = iter(reserve_numbers("receipt", len(to_receipt)) if to_receipt else [])
+    today = clock.today()
+    payments = Payment.objects.bulk_create(
+        [
+            Payment(number=n.text, client_id=inv.client_id, method=PaymentMethod.BANK_TRANSFER,
+                    amount_minor=amount.minor, currency=amount.currency, received_on=day,
+                    reference=reference[:200], to_credit_minor=0,
+                    created_by=by if getattr(by, "pk", None) else None)
+            for n, (inv, amount, day, reference) in zip(numbers, chosen, strict=True)
+        ],
+        batch_size=1000,
+    )  # fmt: skip
+    PaymentAllocation.objects.bulk_create(
+        [PaymentAllocation(payment=p, invoice=inv, amount_minor=amount.minor)
+         for p, (inv, amount, *_rest) in zip(payments, chosen, strict=True)],
+        batch_size=1000,
+    )  # fmt: skip
+    events, postings, owners = [], [], {}
+    for payment, (invoice, amount, _day, _ref) in zip(payments, chosen, strict=True):
+        invoice.paid_minor += amount.minor
+        invoice.balance_minor = 0
+        invoice.status, invoice.paid_on = Invoice.Status.PAID, today
+        invoice.version += 1
+        owners[invoice.client_id] = invoice.client
+        events.append(
+            new_event(
+                "payment.recorded",
+                by=by,
+                client=invoice.client,
+                subject=payment,
+                amount=amount,
+                reference=payment.number,
+                details={"method": PaymentMethod.BANK_TRANSFER, "to_credit": 0},
+            )
+        )
+        postings.append(
+            Posting(
+                invoice.client_id,
+                LedgerEntry.Account.RECEIVABLE,
+                LedgerEntry.Kind.PAYMENT,
+                -amount,
+                invoice.pk,
+                payment.number,
+            )
+        )
+    # One statement per batch: each invoice's balance is exactly what is paid.
+    paid_ids = [inv.pk for inv, *_rest in chosen]
+    for start in range(0, len(paid_ids), 500):
+        Invoice.objects.filter(pk__in=paid_ids[start : start + 500]).update(
+            paid_minor=F("paid_minor") + F("balance_minor"),
+            balance_minor=0,
+            status=Invoice.Status.PAID,
+            paid_on=today,
+            version=F("version") + 1,
+        )
+    Receipt.objects.bulk_create(
+        [Receipt(number=next(receipt_numbers).text, client_id=inv.client_id, invoice=inv,
+                 amount_minor=inv.paid_minor, currency=inv.currency) for inv in to_receipt],
+        batch_size=1000,
+    )  # fmt: skip
+    record_events(events)
+    from clientbase.billing.dunning import unsuspend_paid
+
+    unsuspend_paid(clients=list(owners), by=by)
+    for client_id in (
+        CreditLimit.objects.filter(client__in=list(owners))
+        .values_list("client_id", flat=True)
+        .distinct()
+    ):
+        after_commit_check(client_id)
+    ledger_post(postings, by=by, owner_of=None, owners=owners)
+    return [None if index is None else payments[index] for index in results]
 
 
 def _after_settling(client: Client, by) -> None:
