@@ -87,7 +87,7 @@ def test_scheduling_from_the_service_page_and_the_api(signed_in, api_client, cle
     assert response.status_code == 302
     assert DeferredAction.objects.get().params["action"] == "terminate"
     page = http.get(f"/clients/{disk.client_id}/").content.decode()
-    assert "Service change: Пакет дискового пространства 5ГБ → terminated" in page
+    assert "Service change: Пакет дискового пространства 5ГБ: terminate" in page
     response = api_client(clerk).post(
         f"/api/v1/services/{disk.pk}/scheduled-actions",
         {"action": "suspend", "reason": "Holiday", "due_on": "2019-03-01"},

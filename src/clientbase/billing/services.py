@@ -1484,6 +1484,15 @@ def service_action_schedule(*, by, service: Service, action: str, reason: str, d
     return scheduled
 
 
+def describe_scheduled_service_action(action) -> str:
+    """ "Disk 5 GB: terminate", in the reader's language."""
+    verbs = {"activate": gettext_lazy("activate"), "suspend": gettext_lazy("suspend"),
+             "unsuspend": gettext_lazy("unsuspend"), "terminate": gettext_lazy("terminate"),
+             "cancel": gettext_lazy("cancel")}  # fmt: skip
+    params = action.params
+    return f"{params.get('product', '')}: {verbs.get(params.get('action'), params.get('action'))}"
+
+
 def run_scheduled_service_action(action, by) -> None:
     """The daily automation's side of a scheduled service change."""
     params = action.params

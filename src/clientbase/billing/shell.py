@@ -128,7 +128,11 @@ def register() -> None:
         _dunning
     )
     on_status_change(services.services_follow_account)
-    register_deferred_kind("service", services.run_scheduled_service_action)
+    register_deferred_kind(
+        "service",
+        services.run_scheduled_service_action,
+        services.describe_scheduled_service_action,
+    )
     on_price_change(services.services_reprice_at_renewal)
     on_client_delete(services.billing_blocks_delete)
     on_client_merge_check(_same_products)

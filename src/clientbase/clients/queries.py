@@ -72,6 +72,10 @@ def deferred_actions_of(user, client: Client) -> list[DeferredAction]:
     finished = list(
         found.exclude(state=DeferredAction.State.PENDING).order_by("-executed_at", "-id")[:10]
     )
+    from clientbase.clients.services import deferred_action_summary
+
+    for action in pending + finished:
+        action.summary = deferred_action_summary(action)
     return pending + finished
 
 

@@ -590,13 +590,22 @@ def deferred_action_update(
 
 
 # Other modules' deferred actions: kind -> executor(action, by), raising ServiceError when
-# the action can no longer apply (billing registers the service changes).
+# the action can no longer apply (billing registers the service changes), and
+# kind -> describe(action), the words the profile shows for it.
 DEFERRED_EXECUTORS: dict[str, Callable] = {}
+DEFERRED_DESCRIBERS: dict[str, Callable] = {}
 
 
-def register_deferred_kind(kind: str, executor: Callable) -> None:
+def register_deferred_kind(kind: str, executor: Callable, describe: Callable) -> None:
     """Let the cron run another module's deferred actions of a kind."""
     DEFERRED_EXECUTORS[kind] = executor
+    DEFERRED_DESCRIBERS[kind] = describe
+
+
+def deferred_action_summary(action: DeferredAction) -> str:
+    """What a deferred action of another module does, in the reader's language."""
+    describe = DEFERRED_DESCRIBERS.get(action.kind)
+    return str(describe(action)) if describe else ""
 
 
 def deferred_action_execute(*, action: DeferredAction, by: User | None) -> DeferredAction:
