@@ -98,7 +98,7 @@ class ServiceActionForm(ReasonForm):
     ]
     action = forms.ChoiceField(label=_("Action"), choices=ACTIONS)
     on = forms.DateField(
-        label=_("On"),
+        label=_("Effective date"),
         required=False,
         help_text=_("Empty: now. A later day schedules it."),
         widget=forms.DateInput(attrs={"type": "date"}),
@@ -219,7 +219,7 @@ class CreditLimitForm(StyledForm):
         label=_("Warn at amounts"), required=False, help_text=_("e.g. 5000, 8000")
     )
     percent_thresholds = forms.CharField(
-        label=_("Warn at % of the limit"), required=False, help_text=_("e.g. 80, 90")
+        label=_("Warn at percent of the limit"), required=False, help_text=_("e.g. 80, 90")
     )
     enforce = forms.BooleanField(label=_("Refuse what would pass the limit"), required=False,
                                  initial=True)  # fmt: skip

@@ -908,7 +908,7 @@ class DunningStep(models.Model):
         _("fixed fee"), max_digits=12, decimal_places=2, null=True, blank=True
     )
     fee_percent = models.DecimalField(
-        _("fee, % of the balance"), max_digits=5, decimal_places=2, null=True, blank=True
+        _("fee, percent of the balance"), max_digits=5, decimal_places=2, null=True, blank=True
     )
 
     class Meta:

@@ -56,7 +56,7 @@ class Migration(migrations.Migration):
                 ('subject', models.CharField(blank=True, max_length=200, verbose_name='subject')),
                 ('body', models.TextField(blank=True, verbose_name='message')),
                 ('fee_amount', models.DecimalField(blank=True, decimal_places=2, max_digits=12, null=True, verbose_name='fixed fee')),
-                ('fee_percent', models.DecimalField(blank=True, decimal_places=2, max_digits=5, null=True, verbose_name='fee, % of the balance')),
+                ('fee_percent', models.DecimalField(blank=True, decimal_places=2, max_digits=5, null=True, verbose_name='fee, percent of the balance')),
                 ('scenario', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='steps', to='billing.dunningscenario')),
             ],
             options={
