@@ -2,7 +2,6 @@
 seed's bank statement and clear the suspense list, set up a dunning scenario."""
 
 import datetime as dt
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -15,24 +14,9 @@ from clientbase.core.models import NumberSeries
 from tests.billing.billing_scenario import seed
 from tests.billing.test_statement_parsing import as_1c_bytes, seed_1c
 from tests.conftest import PASSWORD
-
-SHOTS = Path("/tmp/shots")
+from tests.e2e.test_billing_flow import _shot, _watch
 
 pytestmark = pytest.mark.e2e
-
-
-def _shot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.mouse.move(0, 0)
-    page.wait_for_timeout(200)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
-def _watch(page) -> list[str]:
-    problems = []
-    page.on("console", lambda m: m.type == "error" and problems.append(f"console: {m.text}"))
-    page.on("pageerror", lambda error: problems.append(f"script: {error}"))
-    return problems
 
 
 def test_a_clerk_runs_billing_and_watches_its_progress(page, admin_user, sign_in, settings):
