@@ -199,7 +199,7 @@ DEFAULT_CURRENCY = env.str("DEFAULT_CURRENCY", default="EUR")
 # --- Billing run: days of notice, workers, clients per chunk -----------------------------
 BILLING_DAYS_IN_ADVANCE = env.int("BILLING_DAYS_IN_ADVANCE", default=14)
 BILLING_RUN_WORKERS = env.int("BILLING_RUN_WORKERS", default=2)
-BILLING_RUN_CHUNK = env.int("BILLING_RUN_CHUNK", default=200)
+BILLING_RUN_CHUNK = env.int("BILLING_RUN_CHUNK", default=500)
 
 # --- Static files -------------------------------------------------------------------------
 STATIC_URL = "/static/"

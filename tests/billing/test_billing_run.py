@@ -59,7 +59,7 @@ def test_due_services_are_invoiced_once_with_numbers_ledger_and_history(
 ):
     settings.BILLING_DAYS_IN_ADVANCE = 7
     client = make_client()
-    disk, hotel = sell(
+    disk, _hotel = sell(
         client,
         dt.date(2019, 2, 1),
         services.ItemSpec(catalog.disk, Cycle.MONTHLY),

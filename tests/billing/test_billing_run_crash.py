@@ -47,7 +47,9 @@ class Scenario:
     def _pg_admin(self, sql: str) -> None:
         import psycopg
 
-        with psycopg.connect(self.server_url, autocommit=True) as admin:
+        # The server's maintenance database: the suite's own may not exist outside its run.
+        admin_url = urlunsplit(urlsplit(self.server_url)._replace(path="/postgres"))
+        with psycopg.connect(admin_url, autocommit=True) as admin:
             admin.execute(sql)
 
     def drop(self) -> None:

@@ -19,8 +19,9 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
-from django.db import connection, models, transaction
+from django.db import models, transaction
 from django.db.models import F, Max, Prefetch, Q, Sum, prefetch_related_objects
+from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -37,7 +38,7 @@ from clientbase.billing.models import (
     Service,
 )
 from clientbase.billing.pdf import client_snapshot
-from clientbase.catalog.models import CYCLE_MONTHS, ConfigOption, OptionPrice, Price, TaxRule
+from clientbase.catalog.models import CYCLE_MONTHS, ConfigOption, Cycle, OptionPrice, Price, TaxRule
 from clientbase.catalog.pricing import product_quote
 from clientbase.clients.models import Address, Client
 from clientbase.core import clock
@@ -166,12 +167,19 @@ def _finish_if_complete(run: BillingRun) -> None:
         run.save(update_fields=["status", "finished_at"])
 
 
+class ChunkLost(RuntimeError):
+    """The chunk was taken over by another worker while this one billed it."""
+
+
 def _bill_chunk(run: BillingRun, chunk: BillingRunChunk) -> None:
     """All the chunk's clients in one transaction; if that fails, each client on its own."""
     try:
         with transaction.atomic():
             outcome = _bill_clients(run, chunk.client_ids)
             _chunk_done(run, chunk, outcome)
+    except ChunkLost:
+        log.warning("billing run %s chunk %s was taken over", run.pk, chunk.position)
+        return
     except Exception:  # one client's fault must not cost the others their invoices
         log.exception("billing run %s chunk %s failed as a whole; retrying client by client",
                       run.pk, chunk.position)  # fmt: skip
@@ -182,8 +190,11 @@ def _bill_chunk(run: BillingRun, chunk: BillingRunChunk) -> None:
                     outcome.add(_bill_clients(run, [client_id]))
             except Exception as failure:  # recorded with its reason; the others go on
                 outcome.failures[client_id] = _reason(failure)
-        with transaction.atomic():
-            _chunk_done(run, chunk, outcome)
+        try:
+            with transaction.atomic():
+                _chunk_done(run, chunk, outcome)
+        except ChunkLost:
+            log.warning("billing run %s chunk %s was taken over", run.pk, chunk.position)
 
 
 def _reason(failure: Exception) -> str:
@@ -206,12 +217,17 @@ class _Outcome:
 
 def _chunk_done(run: BillingRun, chunk: BillingRunChunk, outcome: _Outcome) -> None:
     """Mark the chunk done and count it in the run, in the chunk's own transaction."""
+    # Only while this worker still holds the chunk: one presumed dead that finishes late
+    # must not count a chunk another worker took over.
+    held = BillingRunChunk.objects.filter(
+        pk=chunk.pk, state=BillingRunChunk.State.RUNNING, claimed_at=chunk.claimed_at
+    ).update(state=BillingRunChunk.State.DONE, finished_at=clock.now())
+    if not held:
+        raise ChunkLost(f"chunk {chunk.position} of run {run.pk} was taken over")
     BillingRunError.objects.bulk_create(
         [BillingRunError(run=run, client_id=c, reason=r) for c, r in outcome.failures.items()]
     )
-    BillingRunChunk.objects.filter(pk=chunk.pk).update(
-        state=BillingRunChunk.State.DONE, finished_at=clock.now()
-    )
+
     BillingRun.objects.filter(pk=run.pk).update(
         done_clients=F("done_clients") + len(chunk.client_ids),
         invoices=F("invoices") + outcome.invoices,
@@ -304,14 +320,20 @@ def _prices_for(services: list[Service]) -> _Prices:
 
 
 class _Taxes:
-    """Tax rates by country and region, read once per chunk."""
+    """Tax rates by country and region, read once per chunk; each client's found once."""
 
     def __init__(self) -> None:
         self.rules: dict[str, dict[str, Decimal]] = defaultdict(dict)
         for rule in TaxRule.objects.all():
             self.rules[rule.country.upper()][rule.region.casefold()] = rule.rate
+        self.clients: dict[int, Decimal] = {}
 
     def rate(self, client: Client) -> Decimal:
+        if client.pk not in self.clients:
+            self.clients[client.pk] = self._rate(client)
+        return self.clients[client.pk]
+
+    def _rate(self, client: Client) -> Decimal:
         addresses = list(client.addresses.all())
         address = next((a for a in addresses if a.type == "billing"), None) or (
             addresses[0] if addresses else None
@@ -331,22 +353,19 @@ def _bill_clients(run: BillingRun, client_ids: list[int]) -> _Outcome:
     outcome = _Outcome()
     services = list(
         Service.objects.select_for_update(of=("self",))
-        .select_related("product", "promo")
         .filter(_due(run.bill_until), client_id__in=client_ids)
         .order_by("pk")
     )
     if not services:
         return outcome
-    # One instance per promo code with its products read once, not once per service.
-    promos: dict[int, object] = {}
-    for service in services:
-        if service.promo_id is not None:
-            service.promo = promos.setdefault(service.promo_id, service.promo)
-    prefetch_related_objects(list(promos.values()), "products")
+    # One instance per product and promo code, the promo's products read once for all:
+    # not an instance per service, nor a query per service with a promo.
+    prefetch_related_objects(services, "product", "promo__products")
     clients = {
         c.pk: c
         for c in Client.everything.filter(pk__in={s.client_id for s in services}).prefetch_related(
-            Prefetch("addresses", queryset=Address.objects.order_by("pk"))
+            # In the addresses' own order (type, id), as order-time invoices read them.
+            Prefetch("addresses", queryset=Address.objects.all())
         )
     }
     last_billed = dict(
@@ -409,7 +428,7 @@ def _service_periods(
                 _("%(product)s has no %(cycle)s price in %(currency)s any more.")
                 % {
                     "product": service.product.name,
-                    "cycle": service.cycle,
+                    "cycle": Cycle(service.cycle).label,
                     "currency": service.currency,
                 }
             )
@@ -451,8 +470,10 @@ def _write(run: BillingRun, drafts: list[_Draft], changed: list, outcome: _Outco
     _save_services([s for s, _before in changed])
     _audit(changed)
     issued = [d for d in drafts if not d.hold]
+    # Before the numbers: the series stays locked from then to the commit.
+    owners = {d.client.pk: d.client for d in drafts}
+    snapshots = {pk: client_snapshot(owners[pk]) for pk in {d.client.pk for d in issued}}
     numbers = iter(reserve_numbers("invoice", len(issued)) if issued else [])
-    snapshots: dict[int, dict] = {}
     for draft in drafts:
         invoice = draft.invoice
         invoice.subtotal_minor = sum(line.net_minor for line in draft.lines)
@@ -464,8 +485,6 @@ def _write(run: BillingRun, drafts: list[_Draft], changed: list, outcome: _Outco
         invoice.hold_reason = " ".join(draft.hold)[:500]
         if not draft.hold:
             number = next(numbers)
-            if draft.client.pk not in snapshots:
-                snapshots[draft.client.pk] = client_snapshot(draft.client)
             invoice.number, invoice.number_value = number.text, number.value
             invoice.snapshot = snapshots[draft.client.pk]
             invoice.balance_minor = invoice.total_minor
@@ -484,7 +503,6 @@ def _write(run: BillingRun, drafts: list[_Draft], changed: list, outcome: _Outco
     _insert(lines)
     _insert(periods)
     _history(drafts)
-    owners = {d.client.pk: d.client for d in drafts}
     ledger_post(
         [
             Posting(d.client.pk, LedgerEntry.Account.RECEIVABLE, LedgerEntry.Kind.INVOICE,
@@ -495,8 +513,8 @@ def _write(run: BillingRun, drafts: list[_Draft], changed: list, outcome: _Outco
         owner_of=None,
         owners=owners,
     )  # fmt: skip
-    for draft in _with_credit(issued):
-        credit_apply(by=None, invoice=draft.invoice)
+    for draft, share in _credit_to_apply(issued):
+        credit_apply(by=None, invoice=draft.invoice, amount=share)
     outcome.invoices += len(issued)
     outcome.held += len(drafts) - len(issued)
     to_email = [
@@ -513,79 +531,136 @@ def _insert(objs: list[models.Model], *, ids: bool = False) -> None:
     """Write new rows of one model as `bulk_create` does, at a fraction of its cost.
 
     bulk_create compiles every value of every row through the ORM, which takes several
-    times what the database takes to store it; here each value is prepared once and the
-    rows go by one prepared statement (SQLite) or COPY (PostgreSQL). With `ids`, a
-    multi-row INSERT … RETURNING gives each object its primary key in the order of the
-    rows, as bulk_create does.
+    times what the database takes to store the row; here each value is prepared once and
+    the rows go by COPY (PostgreSQL) or one prepared INSERT (SQLite). With `ids`, each
+    object gets its primary key: on PostgreSQL taken beforehand from the table's sequence,
+    on SQLite from INSERT … RETURNING in the order of the rows, as bulk_create relies on.
     """
     if not objs:
         return
-    meta = objs[0]._meta
+    model = type(objs[0])
+    meta = model._meta
     fields = [f for f in meta.concrete_fields if not f.primary_key and not f.generated]
     if any(f.has_db_default() for f in fields):  # a database default needs the ORM's SQL
-        type(objs[0]).objects.bulk_create(objs, batch_size=1000)
+        model.objects.bulk_create(objs, batch_size=1000)
         return
-    rows = [[f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
-            for obj in objs]  # fmt: skip
-    quote = connection.ops.quote_name
-    table = quote(meta.db_table)
+    db = transaction.get_connection()  # the connection itself: the proxy costs per value
+    rows = _db_values(objs, fields, db)
+    quote = db.ops.quote_name
     columns = ", ".join(quote(f.column) for f in fields)
+    table, key = quote(meta.db_table), quote(meta.pk.column)
+    insert = f"INSERT INTO {table} ({columns})"
+    returning = f"RETURNING {key}"
     row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    with connection.cursor() as cursor:
-        if ids:
-            size = max(1, min(1000, connection.ops.bulk_batch_size(fields, objs)))
-            for start in range(0, len(rows), size):
-                batch = rows[start : start + size]
+    with db.cursor() as cursor:
+        if db.vendor == "postgresql":
+            if ids:  # taken from the table's own sequence, as the rows would have them
                 cursor.execute(
-                    f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(batch))} "
-                    f"RETURNING {quote(meta.pk.column)}",
-                    [value for values in batch for value in values],
+                    "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                    [meta.db_table, meta.pk.column, len(rows)],
                 )
-                for obj, (pk,) in zip(objs[start : start + size], cursor.fetchall(), strict=True):
-                    obj.pk = pk
-                    obj._state.adding, obj._state.db = False, connection.alias
-        elif connection.vendor == "postgresql":
+                pks = sorted(pk for (pk,) in cursor.fetchall())
+                rows = [[pk, *values] for pk, values in zip(pks, rows, strict=True)]
+                columns = f"{key}, {columns}"
             with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                 for values in rows:
                     copy.write_row(values)
+        elif ids:
+            pks, size = [], max(1, min(1000, db.ops.bulk_batch_size(fields, objs)))
+            for start in range(0, len(rows), size):
+                batch = rows[start : start + size]
+                cursor.execute(f"{insert} VALUES {', '.join([row] * len(batch))} {returning}",
+                               [value for values in batch for value in values])  # fmt: skip
+                pks += [pk for (pk,) in cursor.fetchall()]
         else:
-            cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES {row}", rows)
+            cursor.executemany(f"{insert} VALUES {row}", rows)
+    if ids:
+        for obj, pk in zip(objs, pks, strict=True):
+            obj.pk = pk
+            obj._state.adding, obj._state.db = False, db.alias
+
+
+# Django's own fields whose preparation returns a value of this type unchanged.
+_STORED_AS_IS = {
+    models.AutoField: int,
+    models.BigAutoField: int,
+    models.SmallIntegerField: int,
+    models.IntegerField: int,
+    models.BigIntegerField: int,
+    models.PositiveSmallIntegerField: int,
+    models.PositiveIntegerField: int,
+    models.PositiveBigIntegerField: int,
+    models.CharField: str,
+    models.SlugField: str,
+    models.EmailField: str,
+    models.TextField: str,
+    models.BooleanField: bool,
+}
+
+
+def _db_values(objs: list[models.Model], fields: list, db) -> list[list]:
+    """Each object's values as the database takes them, as bulk_create prepares them.
+
+    Whole numbers, text and booleans of Django's own fields, and foreign keys to them, go
+    as they are, which is what their preparation would return; the rest goes through it.
+    """
+    plan = []
+    for f in fields:
+        target = f.target_field if type(f) is models.ForeignKey else f
+        plan.append((f, f.attname, _STORED_AS_IS.get(type(target))))
+    rows = []
+    for obj in objs:
+        values = []
+        for f, name, kind in plan:
+            if kind is not None:
+                value = getattr(obj, name)
+                if value is None or type(value) is kind:
+                    values.append(value)
+                    continue
+            values.append(f.get_db_prep_save(f.pre_save(obj, True), db))
+        rows.append(values)
+    return rows
+
+
+def _unnest(fields: list, db) -> str:
+    """PostgreSQL: the rows as one array per column, as bulk_create sends them.
+
+    The types go without length or precision (varchar[], not varchar(32)[]), so no value
+    is cut on the way.
+    """
+    arrays = ", ".join(f"(%s)::{f.db_type(db).split('(')[0]}[]" for f in fields)
+    return f"UNNEST({arrays})"
 
 
 RENEWED_FIELDS = ("period_start", "next_due_on", "recurring_minor", "reprice_at_renewal")
 
 
 def _save_services(services: list[Service]) -> None:
-    """Write the renewed fields of the services, as `bulk_update` would, in fewer statements.
+    """Write the renewed fields of the services, as `bulk_update` would, in one statement.
 
-    PostgreSQL takes an UPDATE … FROM (VALUES …) a thousand rows at a time; SQLite, in the
-    same process, runs one prepared UPDATE per row faster than Django's CASE WHEN per field.
+    Django's bulk_update builds a CASE WHEN per field and row; PostgreSQL takes one
+    UPDATE … FROM UNNEST(…) instead, and SQLite, in the same process, one prepared
+    UPDATE run per row.
     """
+    if not services:
+        return
+    db = transaction.get_connection()
     fields = [Service._meta.get_field(name) for name in RENEWED_FIELDS]
-    rows = [
-        [*(f.get_db_prep_save(getattr(s, f.attname), connection) for f in fields), s.pk]
-        for s in services
-    ]
-    quote = connection.ops.quote_name
-    table = quote(Service._meta.db_table)
-    with connection.cursor() as cursor:
-        if connection.vendor != "postgresql":
-            assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
-            key = quote(Service._meta.pk.column)
-            cursor.executemany(f"UPDATE {table} SET {assignments} WHERE {key} = %s", rows)
-            return
-        types = [f.cast_db_type(connection) for f in (*fields, Service._meta.pk)]
-        row = "(" + ", ".join(f"%s::{t}" for t in types) + ")"
-        names = ", ".join(quote(f.column) for f in fields)
-        assignments = ", ".join(f"{quote(f.column)} = v.{quote(f.column)}" for f in fields)
-        for start in range(0, len(rows), 1000):
-            batch = rows[start : start + 1000]
+    rows = _db_values(services, [*fields, Service._meta.pk], db)
+    quote = db.ops.quote_name
+    table, key = quote(Service._meta.db_table), quote(Service._meta.pk.column)
+    with db.cursor() as cursor:
+        if db.vendor == "postgresql":
+            names = [quote(f.column) for f in fields]
             cursor.execute(
-                f"UPDATE {table} AS s SET {assignments} "
-                f"FROM (VALUES {', '.join([row] * len(batch))}) AS v({names}, pk) "
-                f"WHERE s.{quote(Service._meta.pk.column)} = v.pk",
-                [value for values in batch for value in values],
+                f"UPDATE {table} AS s SET {', '.join(f'{n} = v.{n}' for n in names)} "
+                f"FROM {_unnest([*fields, Service._meta.pk], db)} AS v({', '.join(names)}, pk) "
+                f"WHERE s.{key} = v.pk",
+                [list(column) for column in zip(*rows, strict=True)],
             )
+        else:
+            assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
+            cursor.executemany(f"UPDATE {table} SET {assignments} WHERE {key} = %s", rows)
 
 
 def _history(drafts: list[_Draft]) -> None:
@@ -622,8 +697,8 @@ def _plain(value):
     return value.isoformat() if isinstance(value, dt.date) else value
 
 
-def _with_credit(drafts: list[_Draft]) -> list[_Draft]:
-    """The invoices whose client holds credit and lets it pay new invoices."""
+def _credit_to_apply(drafts: list[_Draft]) -> list[tuple[_Draft, Money]]:
+    """What the credit the clients hold pays of their new invoices, in invoice order."""
     candidates = [
         d
         for d in drafts
@@ -631,16 +706,26 @@ def _with_credit(drafts: list[_Draft]) -> list[_Draft]:
     ]
     if not candidates:
         return []
-    held = {
-        (row["client_id"], row["currency"])
-        for row in LedgerEntry.objects.filter(
-            client_id__in={d.client.pk for d in candidates}, account=LedgerEntry.Account.CREDIT
+    ids = {d.client.pk for d in candidates}
+    # Credit of clients merged into a candidate is the candidate's own (as history_ids says).
+    rows = (
+        LedgerEntry.objects.filter(
+            Q(client_id__in=ids) | Q(client__merged_into__in=ids),
+            account=LedgerEntry.Account.CREDIT,
         )
-        .values("client_id", "currency")
+        .annotate(holder=Coalesce("client__merged_into_id", "client_id"))
+        .values("holder", "currency")
         .annotate(total=Sum("amount_minor"))
-        if row["total"] < 0
-    }
-    return [d for d in candidates if (d.client.pk, d.invoice.currency) in held]
+    )
+    left = {(r["holder"], r["currency"]): -r["total"] for r in rows if r["total"] < 0}
+    shares = []
+    for draft in candidates:
+        key = (draft.client.pk, draft.invoice.currency)
+        share = min(left.get(key, 0), draft.invoice.balance_minor)
+        if share > 0:
+            left[key] -= share
+            shares.append((draft, Money(share, draft.invoice.currency)))
+    return shares
 
 
 def _queue_emails(invoice_ids: list[int]) -> None:
@@ -651,7 +736,11 @@ def _queue_emails(invoice_ids: list[int]) -> None:
 
 def next_renewal_price(service: Service) -> dict | None:
     """The price the next invoice of a renewing service will use, and whether it is new."""
-    if service.cycle not in RENEWING or service.status not in Service.LIVE:
+    if (
+        service.cycle not in RENEWING
+        or service.status not in Service.LIVE
+        or service.cancel_at_period_end
+    ):
         return None
     if service.reprice_at_renewal and not service.price_overridden:
         catalogue = _Prices().recurring(service)
