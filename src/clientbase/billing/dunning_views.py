@@ -58,7 +58,10 @@ class StepForm(StyledForm, forms.Form):
         label=gettext_lazy("Fixed fee"), required=False, max_digits=12, decimal_places=2
     )
     fee_percent = forms.DecimalField(
-        label=gettext_lazy("Fee, percent of the balance"), required=False, max_digits=5, decimal_places=2
+        label=gettext_lazy("Fee, percent of the balance"),
+        required=False,
+        max_digits=5,
+        decimal_places=2,
     )
 
 
