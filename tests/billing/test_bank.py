@@ -4,6 +4,7 @@ suspense, cleared by a clerk; the same statement twice posts nothing twice."""
 import datetime as dt
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 
 from clientbase.billing import bank
 from clientbase.billing.models import BankPayment, BankStatement, Invoice, Payment
@@ -173,9 +174,7 @@ def test_a_line_that_is_no_client_payment_is_set_aside_with_a_reason(clerk, paye
 
 def test_clearing_the_suspense_list_in_the_browser_pages(signed_in, clerk, payer, invoice_72815):
     http = signed_in(clerk)
-    upload = pytest.importorskip("django.core.files.uploadedfile").SimpleUploadedFile(
-        "statement.txt", statement(**{"Сумма=15000.00": "Сумма=16000.00"})
-    )
+    upload = SimpleUploadedFile("statement.txt", statement(**{"Сумма=15000.00": "Сумма=16000.00"}))
     response = http.post("/billing/bank/", {"file": upload})
     item = BankPayment.objects.get()
     assert response.status_code == 302
@@ -191,8 +190,6 @@ def test_clearing_the_suspense_list_in_the_browser_pages(signed_in, clerk, payer
 
 
 def test_a_corrupt_file_uploaded_in_the_browser_shows_the_fault(signed_in, clerk):
-    from django.core.files.uploadedfile import SimpleUploadedFile
-
     http = signed_in(clerk)
     data = as_1c_bytes(seed_1c(replace={"Сумма=15000.00": "Сумма=abc"}))
     response = http.post("/billing/bank/", {"file": SimpleUploadedFile("s.txt", data)})
@@ -202,8 +199,6 @@ def test_a_corrupt_file_uploaded_in_the_browser_shows_the_fault(signed_in, clerk
 
 
 def test_the_statement_api_imports_then_a_clerk_assigns(api_client, clerk, payer, invoice_72815):
-    from django.core.files.uploadedfile import SimpleUploadedFile
-
     http = api_client(clerk)
     data = statement(**{"ПлательщикИНН=7814695160": "ПлательщикИНН=7707083893"})
     response = http.post("/api/v1/bank-statements", {"file": SimpleUploadedFile("s.txt", data)})
@@ -239,8 +234,6 @@ def test_the_statement_api_imports_then_a_clerk_assigns(api_client, clerk, payer
 def test_the_statement_api_refuses_a_corrupt_file_and_a_role_without_payments(
     api_client, clerk, make_user
 ):
-    from django.core.files.uploadedfile import SimpleUploadedFile
-
     data = as_1c_bytes(seed_1c(replace={"Сумма=15000.00": "Сумма=abc"}))
     response = api_client(clerk).post(
         "/api/v1/bank-statements", {"file": SimpleUploadedFile("s.txt", data)}
@@ -270,3 +263,18 @@ def test_two_lines_paying_one_invoice_post_once_and_the_second_waits(clerk, paye
     assert Payment.objects.count() == 1
     receipt = invoice_72815.receipt
     assert (receipt.amount_minor, receipt.client_id) == (1500000, payer.pk)
+
+
+def test_a_tampered_invoice_id_on_the_suspense_page_changes_nothing(
+    signed_in, clerk, payer, invoice_72815
+):
+    bank.statement_import(by=clerk, data=statement(**{"Сумма=15000.00": "Сумма=16000.00"}))
+    item = BankPayment.objects.get()
+    http = signed_in(clerk)
+    for tampered in ("abc", "999999"):
+        response = http.post(f"/billing/bank/suspense/{item.pk}/assign/", {"invoice": tampered})
+        assert (response.status_code, response["Location"]) == (302, "/billing/bank/suspense/")
+    page = http.get("/billing/bank/suspense/").content.decode()
+    assert "That invoice is not among those you may see." in page
+    item.refresh_from_db()
+    assert (item.state, Payment.objects.count()) == ("suspense", 0)

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 
 from clientbase.billing import queries
 from clientbase.billing.bank import (
+    MAX_STATEMENT_BYTES,
     bank_payment_assign,
     bank_payment_ignore,
     statement_import,
@@ -45,6 +46,8 @@ def statement_list(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
         try:
+            if upload.size > MAX_STATEMENT_BYTES:  # refused before it is read into memory
+                raise ServiceError(_("The file is too large."), field="file")
             statement = statement_import(by=request.user, data=upload.read(), filename=upload.name)
         except ServiceError as refused:
             add_service_errors(form, refused)
@@ -100,8 +103,12 @@ def suspense_assign(request: HttpRequest, pk: int) -> HttpResponse:
     item = get_object_or_404(BankPayment, pk=pk)
     invoices = queries.invoices_for(request.user)
     invoice = client = None
-    if request.POST.get("invoice"):
-        invoice = invoices.filter(pk=request.POST["invoice"]).first()
+    if chosen := (request.POST.get("invoice") or "").strip():
+        # A tampered id finds nothing rather than failing.
+        invoice = invoices.filter(pk=int(chosen)).first() if chosen.isdigit() else None
+        if invoice is None:
+            messages.error(request, _("That invoice is not among those you may see."))
+            return redirect("billing:suspense")
     elif number := (request.POST.get("number") or "").strip():
         invoice = invoices.filter(number=number).first()
         if invoice is None:

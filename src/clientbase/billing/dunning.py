@@ -32,6 +32,8 @@ from clientbase.billing.models import (
 )
 from clientbase.clients.models import Client
 from clientbase.core import clock
+from clientbase.core.audit import audit_create, audit_delete, audit_update, snapshot
+from clientbase.core.errors import ConflictError, ServiceError
 from clientbase.core.events import record_event, register_event_type
 from clientbase.core.models import EventCategory
 from clientbase.core.money import Money, round_half_up
@@ -67,8 +69,12 @@ def scenario_for(client: Client, scenarios=None) -> DunningScenario | None:
     return by_group.get(client.group_id, default)
 
 
-def _dunnable() -> Q:
-    return Q(status__in=Invoice.OPEN, balance_minor__gt=0, dunning_ended=False, credit_top_up=False)
+def _dunnable(prefix: str = "") -> Q:
+    """Invoices dunning still acts on: open, owing, not ended, not a credit top-up."""
+    return Q(
+        **{f"{prefix}status__in": Invoice.OPEN, f"{prefix}balance_minor__gt": 0,
+           f"{prefix}dunning_ended": False, f"{prefix}credit_top_up": False}
+    )  # fmt: skip
 
 
 @dataclass
@@ -310,7 +316,7 @@ def unsuspend_paid(
     from clientbase.billing.services import _transition
 
     still_owing = DunningStepDone.objects.filter(
-        _dunnable_done(), step__action=Action.SUSPEND
+        _dunnable("invoice__"), step__action=Action.SUSPEND
     ).values("invoice")
     services = Service.objects.filter(
         status=Service.Status.SUSPENDED, suspended_for_debt=True
@@ -331,14 +337,6 @@ def unsuspend_paid(
             _transition(service, "unsuspend", _("The unpaid invoice is settled"), by)
             count += 1
     return count
-
-
-def _dunnable_done() -> Q:
-    return Q(
-        invoice__status__in=Invoice.OPEN,
-        invoice__balance_minor__gt=0,
-        invoice__dunning_ended=False,
-    )
 
 
 @dataclass(frozen=True)
@@ -402,8 +400,6 @@ def scenario_save(
     is_default: bool = False,
 ) -> DunningScenario:
     """Create or change a scenario; a client group follows at most one."""
-    from clientbase.core.audit import audit_create, audit_update, snapshot
-    from clientbase.core.errors import ServiceError
 
     name = (name or "").strip()
     if not name:
@@ -455,8 +451,6 @@ def step_add(
     fee_percent: Decimal | None = None,
 ) -> DunningStep:
     """Add a timed step to a scenario, checked for what its action needs."""
-    from clientbase.core.audit import audit_create
-    from clientbase.core.errors import ServiceError
 
     if action not in Action.values:
         raise ServiceError(_("Unknown action."), field="action")
@@ -491,8 +485,6 @@ def step_add(
 
 def step_delete(*, by, step: DunningStep) -> None:
     """Remove a step; what it already did on invoices stays recorded."""
-    from clientbase.core.audit import audit_delete
-    from clientbase.core.errors import ConflictError
 
     with transaction.atomic():
         if step.done.exists():

@@ -334,16 +334,14 @@ class _Taxes:
         return self.clients[client.pk]
 
     def _rate(self, client: Client) -> Decimal:
-        addresses = list(client.addresses.all())
-        address = next((a for a in addresses if a.type == "billing"), None) or (
-            addresses[0] if addresses else None
-        )
-        country = ((address.country if address else "") or client.country).upper()
+        from clientbase.billing.services import tax_place
+
+        # The same place as an order's invoice is taxed in, from the prefetched addresses.
+        country, region = tax_place(client, list(client.addresses.all()))
         if client.tax_exempt or not country:
             return Decimal(0)
-        rules = self.rules.get(country, {})
-        region = (address.region if address else "").casefold()
-        return rules.get(region, rules.get("", Decimal(0)))
+        rules = self.rules.get(country.upper(), {})
+        return rules.get(region.casefold(), rules.get("", Decimal(0)))
 
 
 def _bill_clients(run: BillingRun, client_ids: list[int]) -> _Outcome:
@@ -690,7 +688,7 @@ def _audit(changed: list) -> None:
         entry = new_audit_entry(service, AuditAction.UPDATE, changes, None)
         entry.object_type = service_type
         entries.append(entry)
-    _insert(entries)  # what audit_many does
+    _insert(entries)
 
 
 def _plain(value):

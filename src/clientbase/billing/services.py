@@ -165,10 +165,19 @@ def _locked_client(client: Client) -> Client:
     return Client.everything.select_for_update().get(pk=client.pk)
 
 
+def tax_place(client: Client, addresses: list) -> tuple[str, str]:
+    """The country and region a client is taxed in: its billing address, else its first
+    address (in the addresses' order), else its own country."""
+    address = next((a for a in addresses if a.type == "billing"), None) or (
+        addresses[0] if addresses else None
+    )
+    return (address.country if address else "") or client.country, (
+        address.region if address else ""
+    )
+
+
 def _client_tax(client: Client) -> Decimal:
-    address = client.addresses.filter(type="billing").first() or client.addresses.first()
-    country = (address.country if address else "") or client.country
-    region = address.region if address else ""
+    country, region = tax_place(client, list(client.addresses.all()))
     return tax_rate_for(country=country, region=region, exempt=client.tax_exempt)
 
 

@@ -75,11 +75,6 @@ def _entry(obj, action: str, changes: dict, by) -> AuditEntry:
     return entry
 
 
-def audit_many(entries: list[AuditEntry]) -> None:
-    """Write many entries made by `new_audit_entry` at once, for bulk actions."""
-    AuditEntry.objects.bulk_create(entries, batch_size=1000)
-
-
 def new_audit_entry(obj, action: str, changes: dict, by) -> AuditEntry:
     """An unsaved audit entry; for bulk writers, who know the changes themselves."""
     if not transaction.get_connection().in_atomic_block:
