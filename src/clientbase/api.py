@@ -70,7 +70,8 @@ api.add_router("/imports", imports_router, tags=["imports"])
 # /clients/{id}/balance), as integrators of billing APIs expect.
 api.add_router("", catalog_router, tags=["catalog"])
 api.add_router("", billing_router, tags=["billing"])
-api.add_router("/support", support_router, tags=["support"])
+# Support names its resources at the top too: /tickets, /departments, /kb/articles.
+api.add_router("", support_router, tags=["support"])
 api.add_router("/sales", sales_router, tags=["sales"])
 api.add_router("/marketing", marketing_router, tags=["marketing"])
 api.add_router("/reports", reports_router, tags=["reports"])

@@ -201,6 +201,14 @@ BILLING_DAYS_IN_ADVANCE = env.int("BILLING_DAYS_IN_ADVANCE", default=14)
 BILLING_RUN_WORKERS = env.int("BILLING_RUN_WORKERS", default=2)
 BILLING_RUN_CHUNK = env.int("BILLING_RUN_CHUNK", default=500)
 
+# --- Support desk: links in mail, limits of received mail -------------------------------
+# The address staff and customers reach this installation at, for links in mail.
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+SUPPORT_MAIL_MAX_BYTES = env.int("SUPPORT_MAIL_MAX_BYTES", default=30 * 1024 * 1024)
+SUPPORT_ATTACHMENT_MAX_BYTES = env.int("SUPPORT_ATTACHMENT_MAX_BYTES", default=10 * 1024 * 1024)
+# Automatic answers (acknowledgements) to one sender per hour at most: a loop breaker.
+SUPPORT_AUTOREPLY_PER_HOUR = env.int("SUPPORT_AUTOREPLY_PER_HOUR", default=5)
+
 # --- Static files -------------------------------------------------------------------------
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"

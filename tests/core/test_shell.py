@@ -13,11 +13,13 @@ def test_navigation_shows_only_allowed_sections(signed_in, make_user, admin_user
     assert [s["key"] for s in seller_page.context["nav_sections"]] == [
         "clients",
         "billing",
+        "support",
     ]
     admin_page = signed_in(admin_user).get("/")
     assert [s["key"] for s in admin_page.context["nav_sections"]] == [
         "clients",
         "billing",
+        "support",
         "reports",
         "settings",
     ]
@@ -96,6 +98,9 @@ def test_cron_runs_every_job_and_logs_it(db, time_machine):
         "dunning",
         "import_uploads",
         "invoices_overdue",
+        "support_escalate",
+        "support_mail_poll",
+        "support_mail_retry",
     }
     assert all(r.status == "ok" and r.run_date == dt.date(2026, 4, 3) for r in runs.values())
     assert runs["prune_idempotency_keys"].result == "1 idempotency key removed"
@@ -103,7 +108,7 @@ def test_cron_runs_every_job_and_logs_it(db, time_machine):
     # running again the same day does no harm
     call_command("cron")
     assert IdempotencyKey.objects.count() == 1
-    assert CronRun.objects.filter(status="ok").count() == 16
+    assert CronRun.objects.filter(status="ok").count() == 22
 
 
 def test_a_failing_job_is_logged_and_others_still_run(db, monkeypatch):

@@ -17,7 +17,7 @@ def test_run_now_queues_every_job_after_commit(
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         response = client.post("/settings/automation/run/")
     assert response.status_code == 302
-    assert len(callbacks) == 8
+    assert len(callbacks) == 11
     assert sorted(CronRun.objects.values_list("job", "status")) == [
         ("billing_run", "ok"),
         ("clear_sessions", "ok"),
@@ -27,6 +27,9 @@ def test_run_now_queues_every_job_after_commit(
         ("invoices_overdue", "ok"),
         ("prune_automation_log", "ok"),
         ("prune_idempotency_keys", "ok"),
+        ("support_escalate", "ok"),
+        ("support_mail_poll", "ok"),
+        ("support_mail_retry", "ok"),
     ]
 
 
@@ -76,7 +79,7 @@ def test_worker_processes_queued_jobs(tmp_path, backend):
     if backend == "redis":
         _clientbase(env, "shell", "-c", "import django_rq; django_rq.get_queue().empty()")
     # when the daily jobs are queued and a worker drains the queue
-    assert _clientbase(env, "cron", "--background").strip() == "8 jobs queued"
+    assert _clientbase(env, "cron", "--background").strip() == "11 jobs queued"
     _clientbase(env, "worker", "--batch")
     # then every job ran once, in the worker
     out = _clientbase(
@@ -90,5 +93,6 @@ def test_worker_processes_queued_jobs(tmp_path, backend):
     assert out.strip() == (
         "[('billing_run', 'ok'), ('clear_sessions', 'ok'), ('deferred_actions', 'ok'), "
         "('dunning', 'ok'), ('import_uploads', 'ok'), ('invoices_overdue', 'ok'), "
-        "('prune_automation_log', 'ok'), ('prune_idempotency_keys', 'ok')]"
+        "('prune_automation_log', 'ok'), ('prune_idempotency_keys', 'ok'), "
+        "('support_escalate', 'ok'), ('support_mail_poll', 'ok'), ('support_mail_retry', 'ok')]"
     )

@@ -7,6 +7,14 @@ from clientbase.core.visibility import Scope
 
 _CLIENT_WORK = ["clients.add", "clients.change", "clients.add_note"]
 _BILLING_WORK = ["billing.sell", "billing.invoice", "billing.payment", "billing.refund"]
+_SUPPORT_ALL = [
+    "support.work",
+    "support.merge",
+    "support.kb",
+    "support.settings",
+    "support.surveys",
+    "support.ingest",
+]
 
 DEFAULT_ROLES: list[dict] = [
     {
@@ -30,6 +38,7 @@ DEFAULT_ROLES: list[dict] = [
             "core.view_automation",
             "catalog.manage",
             *_BILLING_WORK,
+            *_SUPPORT_ALL,
         ],
     },
     {
@@ -42,13 +51,15 @@ DEFAULT_ROLES: list[dict] = [
             "clients.export",
             "core.view_audit",
             "billing.sell",
+            "support.work",
+            "support.surveys",
         ],
     },
     {
         "slug": "sales",
         "name": gettext_noop("Sales"),
         "scope": Scope.OWN,
-        "permissions": [*_CLIENT_WORK, "billing.sell"],
+        "permissions": [*_CLIENT_WORK, "billing.sell", "support.work"],
     },
     {
         "slug": "billing",
@@ -60,13 +71,20 @@ DEFAULT_ROLES: list[dict] = [
             "clients.export",
             "catalog.manage",
             *_BILLING_WORK,
+            "support.work",
         ],
     },
     {
         "slug": "support",
         "name": gettext_noop("Support"),
         "scope": Scope.ALL,
-        "permissions": ["clients.add_note"],
+        "permissions": [
+            "clients.add_note",
+            "support.work",
+            "support.merge",
+            "support.kb",
+            "support.surveys",
+        ],
     },
     {"slug": "read-only", "name": gettext_noop("Read-only"), "scope": Scope.ALL, "permissions": []},
 ]

@@ -134,7 +134,23 @@ def _with_after(request: HttpRequest, after: int | None) -> str:
     return params.urlencode()
 
 
-PROFILE_TABS = ("notes", "newsfeed", "documents", "group", "services", "invoices", "transactions")
+PROFILE_TABS = (
+    "notes",
+    "newsfeed",
+    "documents",
+    "group",
+    "services",
+    "invoices",
+    "transactions",
+    "tickets",
+)
+
+
+def _support_figures(client) -> dict:
+    from clientbase.support.queries import client_support
+
+    support = client_support(client)
+    return {"open_tickets": support.open, "open_complaint": support.complaints > 0}
 
 
 @login_required
@@ -151,6 +167,7 @@ def client_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "client": client,
         "tab": tab,
         "note_counts": queries.note_counts(client),
+        **_support_figures(client),
         "status_form": StatusForm(),
         "deferred_actions": queries.deferred_actions_of(request.user, client),
         "status_choices": Client.Status.choices,
@@ -182,6 +199,10 @@ def client_detail(request: HttpRequest, pk: int) -> HttpResponse:
         from clientbase.billing.views import profile_tab
 
         context |= profile_tab(request.user, client, tab)
+    elif tab == "tickets":
+        from clientbase.support.views import profile_tab as tickets_tab
+
+        context |= tickets_tab(request.user, client)
     else:
         context["group"] = queries.group_tree(request.user, client)
     return render(request, "clients/client_detail.html", context)

@@ -8,3 +8,8 @@ class SupportConfig(AppConfig):
     name = "clientbase.support"
     label = "support"
     verbose_name = _("Support")
+
+    def ready(self) -> None:
+        from clientbase.support import shell
+
+        shell.register()

@@ -1,5 +1,12 @@
-"""Pages of the support module (its own issue adds them)."""
+"""Pages of the support module: tickets, knowledge base, feedback and surveys, settings."""
+
+from clientbase.support import feedback_views, kb_views, settings_views, views
 
 app_name = "support"
 
-urlpatterns: list = []
+urlpatterns = [
+    *views.urlpatterns,
+    *kb_views.urlpatterns,
+    *feedback_views.urlpatterns,
+    *settings_views.urlpatterns,
+]

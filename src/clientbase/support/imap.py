@@ -1,0 +1,78 @@
+"""Polling the departments' IMAP mailboxes (SUP-2): each new message goes to `mail_ingest`.
+
+A message is marked seen only after it is filed, and filing is idempotent, so a poll cut off
+at any point and run again files every message exactly once.
+"""
+
+import imaplib
+import logging
+from dataclasses import dataclass
+
+from clientbase.support.intake import mail_ingest
+from clientbase.support.models import Department
+
+log = logging.getLogger(__name__)
+TIMEOUT_SECONDS = 30
+BATCH = 200  # messages per poll of one mailbox, so one huge backlog cannot stall the rest
+
+
+@dataclass(frozen=True)
+class PollResult:
+    """What one poll of one mailbox did."""
+
+    department: str
+    fetched: int
+    tickets: int
+    replies: int
+    duplicates: int
+    ignored: int
+    error: str = ""
+
+
+def _connect(department: Department) -> imaplib.IMAP4:
+    if department.imap_ssl:
+        return imaplib.IMAP4_SSL(
+            department.imap_host, department.imap_port, timeout=TIMEOUT_SECONDS
+        )
+    return imaplib.IMAP4(department.imap_host, department.imap_port, timeout=TIMEOUT_SECONDS)
+
+
+def poll_mailbox(department: Department) -> PollResult:
+    """Fetch the unseen messages of one department's mailbox and file each."""
+    counts = {"ticket": 0, "reply": 0, "duplicate": 0, "ignored": 0}
+    fetched = 0
+    try:
+        with _connect(department) as imap:
+            imap.login(department.imap_user, department.imap_password)
+            status, _ = imap.select(department.imap_folder or "INBOX")
+            if status != "OK":
+                raise imaplib.IMAP4.error(f"no folder {department.imap_folder}")
+            status, data = imap.uid("search", None, "UNSEEN")
+            uids = data[0].split()[:BATCH] if status == "OK" and data and data[0] else []
+            for uid in uids:
+                status, parts = imap.uid("fetch", uid, "(BODY.PEEK[])")
+                raw = next((p[1] for p in parts if isinstance(p, tuple)), None)
+                if status != "OK" or raw is None:
+                    continue
+                fetched += 1
+                result = mail_ingest(raw, via="imap", department=department)
+                counts[result.outcome] += 1
+                imap.uid("store", uid, "+FLAGS", "(\\Seen)")
+    except (OSError, imaplib.IMAP4.error) as failure:
+        log.warning("polling %s failed: %s", department.name, failure)
+        return PollResult(department.name, fetched, *counts.values(), error=str(failure)[:300])
+    return PollResult(department.name, fetched, *counts.values())
+
+
+def poll_all() -> str:
+    """Poll every department with a mailbox; one failing does not stop the others."""
+    results = [poll_mailbox(d) for d in Department.objects.filter(imap_enabled=True, active=True)]
+    if not results:
+        return "no mailbox to poll"
+    return "; ".join(
+        f"{r.department}: {r.error}"
+        if r.error
+        else f"{r.department}: {r.fetched} fetched, {r.tickets} new tickets, {r.replies} replies, "
+        f"{r.duplicates} seen before, {r.ignored} ignored"
+        for r in results
+    )

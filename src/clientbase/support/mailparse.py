@@ -1,0 +1,271 @@
+"""Reading a received mail safely: headers, text in any charset, sanitised HTML, attachments.
+
+A mail may be broken in every way (bad MIME, a wrong or missing charset, a header that does
+not decode, a huge attachment); reading never fails: what could not be read is recorded as
+a problem beside the part that could, so a person can still read the message.
+"""
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage, Message
+from email.utils import getaddresses, parseaddr
+from pathlib import PurePath
+
+import nh3
+from charset_normalizer import from_bytes
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.utils.html import strip_tags
+
+# Headers that stay the same however often a message is delivered, for messages that
+# come without a Message-ID.
+STABLE_HEADERS = ("from", "to", "cc", "date", "subject", "in-reply-to", "references")
+# What a browser may safely show of an incoming HTML mail: no script, style, form or frame,
+# no event handlers, and links that open elsewhere without telling where from.
+_ALLOWED_TAGS = {
+    "a", "b", "blockquote", "br", "code", "div", "em", "h1", "h2", "h3", "h4", "hr", "i",
+    "li", "ol", "p", "pre", "s", "span", "strong", "sub", "sup", "table", "tbody", "td",
+    "th", "thead", "tr", "u", "ul",
+}  # fmt: skip
+_ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "td": {"colspan", "rowspan"}}
+# Charsets Russian and Vietnamese mail arrives in when the sender does not say.
+_FALLBACK_CHARSETS = ("utf-8", "cp1251", "koi8-r", "cp1258")
+_UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f<>:\"/\\|?*]+")
+
+
+@dataclass
+class ParsedMail:
+    """What intake needs of a received mail."""
+
+    message_id: str
+    in_reply_to: str
+    references: list[str]
+    subject: str
+    sender_email: str
+    sender_name: str
+    recipients: list[str]
+    cc: list[str]
+    return_path: str | None
+    auto_submitted: bool
+    text: str
+    html: str
+    attachments: list[tuple[str, str, bytes]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    key: str = ""
+
+
+def _header(message: Message, name: str, problems: list[str]) -> str:
+    """A header as text; one that does not decode is read byte by byte, never dropped."""
+    try:
+        value = message.get(name)
+    except Exception:  # the email package raises many kinds on broken headers
+        problems.append(f"header {name} could not be decoded")
+        raw = message.get_all(name, failobj=[]) if hasattr(message, "get_all") else []
+        return " ".join(str(v) for v in raw)
+    if value is None:
+        return ""
+    try:
+        text = str(value)
+    except Exception:
+        problems.append(f"header {name} could not be decoded")
+        return ""
+    if "\ufffd" in text or "=?" in text:
+        problems.append(f"header {name} has characters that could not be decoded")
+    return " ".join(text.replace("\x00", "").split())
+
+
+def _ids(value: str) -> list[str]:
+    return re.findall(r"<[^<>\s]+>", value)
+
+
+def decode_text(payload: bytes, declared: str | None, problems: list[str]) -> str:
+    """Bytes of a text part as text: the declared charset, else the likeliest one."""
+    if declared:
+        try:
+            return payload.decode(declared)
+        except (LookupError, UnicodeDecodeError):
+            problems.append(f"the text is not in the charset it names ({declared})")
+    try:
+        return payload.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    best = from_bytes(payload, cp_isolation=list(_FALLBACK_CHARSETS)).best()
+    if best is not None:
+        if declared:
+            problems.append(f"read as {best.encoding}")
+        return str(best)
+    problems.append("the text could not be decoded; unreadable characters are replaced")
+    return payload.decode("utf-8", errors="replace")
+
+
+def safe_name(name: str, fallback: str = "attachment") -> str:
+    """A file name that cannot act: no path, no control or shell characters, short."""
+    name = PurePath((name or "").replace("\\", "/")).name
+    name = _UNSAFE_NAME.sub("_", name).strip(" ._")
+    if not name:
+        return fallback
+    if len(name) > 150:
+        suffix = PurePath(name).suffix[:20]
+        name = name[: 150 - len(suffix)] + suffix
+    return name
+
+
+def sanitize_html(html: str) -> str:
+    """HTML of a mail reduced to what cannot run in a browser."""
+    return nh3.clean(
+        html,
+        tags=_ALLOWED_TAGS,
+        attributes=_ALLOWED_ATTRIBUTES,
+        url_schemes={"http", "https", "mailto"},
+        link_rel="noopener noreferrer nofollow",
+    )
+
+
+def _html_to_text(html: str) -> str:
+    text = re.sub(r"(?i)<br\s*/?>|</p>|</div>|</tr>|</li>", "\n", html)
+    text = strip_tags(text)
+    text = re.sub(r"[ \t]+", " ", text)
+    return re.sub(r"\n\s*\n+", "\n\n", text).strip()
+
+
+def _part_bytes(part: Message, problems: list[str]) -> bytes:
+    try:
+        payload = part.get_payload(decode=True)
+    except Exception:
+        problems.append("a part could not be decoded")
+        return b""
+    return payload or b""
+
+
+def _walk(message: Message, mail: ParsedMail) -> None:
+    texts: list[str] = []
+    htmls: list[str] = []
+    parts = message.walk() if message.is_multipart() else [message]
+    for part in parts:
+        if part.is_multipart():
+            continue
+        content_type = part.get_content_type()
+        try:
+            disposition = (part.get_content_disposition() or "").lower()
+            filename = part.get_filename()
+        except Exception:
+            disposition, filename = "", None
+            mail.problems.append("a part has a broken disposition")
+        is_text = content_type in ("text/plain", "text/html")
+        if filename or disposition == "attachment" or not is_text:
+            if content_type.startswith("multipart/"):
+                continue
+            name = safe_name(filename or "", fallback=f"part.{content_type.split('/')[-1]}")
+            mail.attachments.append((name, content_type, _part_bytes(part, mail.problems)))
+            continue
+        payload = _part_bytes(part, mail.problems)
+        try:
+            charset = part.get_content_charset()
+        except Exception:
+            charset = None
+        text = decode_text(payload, charset, mail.problems)
+        (htmls if content_type == "text/html" else texts).append(text)
+    mail.text = "\n\n".join(t.strip() for t in texts if t.strip())
+    if htmls:
+        mail.html = sanitize_html("\n".join(htmls))
+        if not mail.text:
+            mail.text = _html_to_text(mail.html)
+
+
+def stable_key(raw: bytes, message: Message, problems: list[str]) -> str:
+    """A digest of the headers that stay the same on redelivery, and of the body."""
+    digest = hashlib.sha256()
+    for name in STABLE_HEADERS:
+        digest.update(name.encode() + b":" + _header(message, name, []).encode() + b"\n")
+    _, _, body = raw.partition(b"\r\n\r\n") if b"\r\n\r\n" in raw else raw.partition(b"\n\n")
+    digest.update(hashlib.sha256(body).digest())
+    return "sha256:" + digest.hexdigest()
+
+
+def parse_mail(raw: bytes) -> ParsedMail:
+    """Read a raw RFC 5322 message; never raises on bad input."""
+    problems: list[str] = []
+    try:
+        message: Message = message_from_bytes(raw, policy=policy.default)
+    except Exception:
+        problems.append("the message could not be parsed as MIME")
+        message = EmailMessage()
+    for defect in getattr(message, "defects", [])[:5]:
+        problems.append(f"MIME: {type(defect).__name__}")
+    sender_name, sender_email = parseaddr(_header(message, "from", problems))
+    if not sender_email:
+        reply_to = parseaddr(_header(message, "reply-to", problems))[1]
+        sender_email = reply_to
+        problems.append("the message has no sender address")
+    return_path_header = message.get("return-path") if "return-path" in message else None
+    auto = _header(message, "auto-submitted", problems).lower()
+    precedence = _header(message, "precedence", problems).lower()
+    message_id_header = _header(message, "message-id", problems)
+    ids = _ids(message_id_header)
+    mail = ParsedMail(
+        message_id=ids[0] if ids else "",
+        in_reply_to=(_ids(_header(message, "in-reply-to", problems)) or [""])[0],
+        references=_ids(_header(message, "references", problems))[-50:],
+        subject=_header(message, "subject", problems)[:300],
+        sender_email=sender_email.strip().lower()[:254],
+        sender_name=sender_name.strip()[:200],
+        recipients=[
+            a.strip().lower()
+            for _n, a in getaddresses(
+                [
+                    _header(message, h, problems)
+                    for h in ("to", "delivered-to", "x-original-to", "envelope-to")
+                ]
+            )
+            if a
+        ],
+        cc=[a.strip().lower() for _n, a in getaddresses([_header(message, "cc", problems)]) if a],
+        return_path=None if return_path_header is None else str(return_path_header).strip(),
+        auto_submitted=(auto not in ("", "no"))
+        or precedence in ("bulk", "junk", "list", "auto_reply")
+        or any(h in message for h in ("x-autoreply", "x-autorespond", "x-auto-response-suppress")),
+        text="",
+        html="",
+        problems=problems,
+    )
+    try:
+        _walk(message, mail)
+    except Exception:
+        mail.problems.append("the message body could not be read; see the original")
+    if not (mail.text or mail.attachments or mail.html):
+        mail.problems.append("the message has no body")
+    mail.key = mail.message_id or stable_key(raw, message, problems)
+    return mail
+
+
+def _attachment_path_for(sha256: str) -> str:
+    return f"tickets/{sha256[:2]}/{sha256}"
+
+
+def store_attachment(message, name: str, content_type: str, content: bytes):
+    """Keep a file of a ticket message, stored by digest; one over the limit is listed only."""
+    from clientbase.support.models import Attachment
+
+    name = safe_name(name)
+    limit = settings.SUPPORT_ATTACHMENT_MAX_BYTES
+    attachment = Attachment(
+        message=message,
+        name=name,
+        content_type=content_type[:100] or "application/octet-stream",
+        size=len(content),
+    )
+    if len(content) > limit:
+        attachment.dropped_reason = f"larger than the limit of {limit // 2**20} MB; not kept"
+        attachment.save()
+        return attachment
+    attachment.sha256 = hashlib.sha256(content).hexdigest()
+    path = _attachment_path_for(attachment.sha256)
+    storage = attachment.file.storage
+    if storage.exists(path):
+        attachment.file.name = path
+    else:
+        attachment.file.save(name, ContentFile(content), save=False)
+    attachment.save()
+    return attachment
