@@ -6,6 +6,7 @@ from clientbase.billing.demo import demo_billing_create
 from clientbase.catalog.demo import demo_catalog
 from clientbase.core.demo import DEMO_PASSWORD, ensure_demo_org
 from clientbase.core.demo_clients import BATCH_SIZE, DEFAULT_SEED, demo_clients_create
+from clientbase.support.demo import demo_support_create
 
 # A progress line every this many clients, so a million-client run shows it is alive.
 PROGRESS_EVERY = 100_000
@@ -62,4 +63,7 @@ class Command(BaseCommand):
         sold = demo_billing_create(by=org.users["billing"], accounts=billing_accounts)
         if sold:
             self.stdout.write(f"Sold to {sold} demo clients: orders, services, invoices, payments.")
+        tickets = demo_support_create(org=org)
+        if tickets:
+            self.stdout.write(f"Opened {tickets} demo support tickets.")
         self.stdout.write(self.style.SUCCESS(f"Demo administrator: admin / {DEMO_PASSWORD}"))
