@@ -27,6 +27,7 @@ class PollResult:
     duplicates: int
     ignored: int
     error: str = ""
+    failed: int = 0  # messages that raised while filed; left unseen for the next poll
 
 
 def _connect(department: Department) -> imaplib.IMAP4:
@@ -37,14 +38,25 @@ def _connect(department: Department) -> imaplib.IMAP4:
     return imaplib.IMAP4(department.imap_host, department.imap_port, timeout=TIMEOUT_SECONDS)
 
 
+def _quoted(folder: str) -> str:
+    # imaplib sends a folder name as it is given: one with a space needs IMAP quoting.
+    return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _reason(failure: Exception) -> str:
+    """An error as a person reads it: imaplib hands the server's answer over as bytes."""
+    parts = [a.decode("utf-8", "replace") if isinstance(a, bytes) else str(a) for a in failure.args]
+    return (" ".join(parts) or type(failure).__name__)[:300]
+
+
 def poll_mailbox(department: Department) -> PollResult:
     """Fetch the unseen messages of one department's mailbox and file each."""
     counts = {"ticket": 0, "reply": 0, "duplicate": 0, "ignored": 0}
-    fetched = 0
+    fetched = failed = 0
     try:
         with _connect(department) as imap:
             imap.login(department.imap_user, department.imap_password)
-            status, _ = imap.select(department.imap_folder or "INBOX")
+            status, _ = imap.select(_quoted(department.imap_folder or "INBOX"))
             if status != "OK":
                 raise imaplib.IMAP4.error(f"no folder {department.imap_folder}")
             status, data = imap.uid("search", None, "UNSEEN")
@@ -55,13 +67,22 @@ def poll_mailbox(department: Department) -> PollResult:
                 if status != "OK" or raw is None:
                     continue
                 fetched += 1
-                result = mail_ingest(raw, via="imap", department=department)
+                try:
+                    result = mail_ingest(raw, via="imap", department=department)
+                except Exception:
+                    # One message that cannot be filed must not hold up the ones behind
+                    # it; it stays unseen, so the next poll tries it again.
+                    log.exception("filing message %s of %s failed", uid, department.name)
+                    failed += 1
+                    continue
                 counts[result.outcome] += 1
                 imap.uid("store", uid, "+FLAGS", "(\\Seen)")
     except (OSError, imaplib.IMAP4.error) as failure:
-        log.warning("polling %s failed: %s", department.name, failure)
-        return PollResult(department.name, fetched, *counts.values(), error=str(failure)[:300])
-    return PollResult(department.name, fetched, *counts.values())
+        log.warning("polling %s failed: %s", department.name, _reason(failure))
+        return PollResult(
+            department.name, fetched, *counts.values(), error=_reason(failure), failed=failed
+        )
+    return PollResult(department.name, fetched, *counts.values(), failed=failed)
 
 
 def poll_all() -> str:
@@ -74,5 +95,6 @@ def poll_all() -> str:
         if r.error
         else f"{r.department}: {r.fetched} fetched, {r.tickets} new tickets, {r.replies} replies, "
         f"{r.duplicates} seen before, {r.ignored} ignored"
+        + (f", {r.failed} failed" if r.failed else "")
         for r in results
     )

@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from clientbase.core import clock
 from clientbase.core.errors import ServiceError
 from clientbase.support import services
-from clientbase.support.mailparse import ParsedMail, parse_mail
+from clientbase.support.mailparse import ParsedMail, human_size, parse_mail
 from clientbase.support.models import Department, InboundMail, Ticket, TicketMessage
 
 TICKET_TAG = re.compile(r"\[#(\d{4,12})\]")
@@ -42,6 +42,8 @@ def _our_addresses() -> set[str]:
 
 def _may_write_to(ticket: Ticket, email: str) -> bool:
     """Whether a sender belongs to a ticket: its customer, its CC, or the client's people."""
+    if not email:
+        return False
     if email == ticket.email.lower() or email in ticket.cc:
         return True
     client = ticket.client
@@ -75,7 +77,7 @@ def _thread(mail: ParsedMail) -> Ticket | None:
 
 def _answerable(mail: ParsedMail) -> bool:
     """Whether an automatic acknowledgement may go back: never to robots or in a loop."""
-    if mail.auto_submitted or mail.return_path == "<>" or not mail.sender_email:
+    if mail.auto_submitted or mail.return_path == "<>" or not _is_address(mail.sender_email):
         return False
     since = clock.now() - dt.timedelta(hours=1)
     recent = TicketMessage.objects.filter(
@@ -102,7 +104,7 @@ def mail_ingest(
     kept = raw
     if len(raw) > limit:
         kept = raw[:limit]
-        mail.problems.append(f"the message is larger than {limit // 2**20} MB: its start is kept")
+        mail.problems.append(f"the message is larger than {human_size(limit)}: its start is kept")
     reason = _ignore_reason(mail)
     inbound = InboundMail(
         key=mail.key[:998],
@@ -120,7 +122,15 @@ def mail_ingest(
             inbound.save()
             if reason:
                 return IngestResult("ignored", inbound, None, None, reason)
-            return _file(mail, inbound, department)
+            try:
+                with transaction.atomic():
+                    return _file(mail, inbound, department)
+            except ServiceError as refused:
+                # E.g. the department was closed meanwhile: the mail is kept for a person
+                # to look at rather than bounced back or lost.
+                inbound.reason = f"not filed: {'; '.join(refused.messages)}"[:300]
+                inbound.save(update_fields=["reason"])
+                return IngestResult("ignored", inbound, None, None, inbound.reason)
     except IntegrityError:
         existing = InboundMail.objects.filter(key=inbound.key).first()
         if existing is None:  # a different constraint failed: not a duplicate
@@ -162,7 +172,7 @@ def _file(mail: ParsedMail, inbound: InboundMail, department: Department | None)
         inbound.reason = "no support department is set up"
         inbound.save(update_fields=["reason"])
         return IngestResult("ignored", inbound, None, None, inbound.reason)
-    sender = mail.sender_email if _is_address(mail.sender_email) else "unknown@invalid"
+    sender = mail.sender_email if _is_address(mail.sender_email) else "unknown@sender.invalid"
     ours = _our_addresses()
     ticket = services.ticket_open(
         by=None,
@@ -188,10 +198,10 @@ def _file(mail: ParsedMail, inbound: InboundMail, department: Department | None)
 
 def _is_address(value: str) -> bool:
     try:
-        services.clean_emails([value], field="email")
+        # An empty value cleans to no address at all, which is not an address either.
+        return bool(services.clean_emails([value], field="email"))
     except ServiceError:
         return False
-    return True
 
 
 def recent_inbound(limit: int = 100):

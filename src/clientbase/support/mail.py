@@ -114,9 +114,9 @@ def build_ticket_mail(message: TicketMessage) -> EmailMessage:
     if message.auto_generated:
         headers["Auto-Submitted"] = "auto-generated"
         headers["X-Auto-Response-Suppress"] = "All"
-    with override(_language(ticket)):
-        prefix = "" if message.auto_generated else "Re: "
-        subject = f"{prefix}{ticket.subject_tag} {ticket.subject}"
+    # "Re:" only answers something: the first mail of a ticket staff opened is not a reply.
+    answers = (message.in_reply_to or references) and not message.auto_generated
+    subject = f"{'Re: ' if answers else ''}{ticket.subject_tag} {ticket.subject}"
     mail = EmailMessage(
         subject=subject,
         body=message.body,

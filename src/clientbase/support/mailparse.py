@@ -5,10 +5,14 @@ not decode, a huge attachment); reading never fails: what could not be read is r
 a problem beside the part that could, so a person can still read the message.
 """
 
+import codecs
+import contextlib
 import hashlib
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
+from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
 from email.utils import getaddresses, parseaddr
 from pathlib import PurePath
@@ -32,6 +36,13 @@ _ALLOWED_TAGS = {
 _ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "td": {"colspan", "rowspan"}}
 # Charsets Russian and Vietnamese mail arrives in when the sender does not say.
 _FALLBACK_CHARSETS = ("utf-8", "cp1251", "koi8-r", "cp1258")
+# Single-byte charsets that decode any bytes at all, so a wrong label never fails loudly:
+# mail declared in one of them is checked against the others (KOI8-R sent as windows-1251).
+_CONFUSABLE_CHARSETS = {
+    "cp1251", "koi8-r", "koi8-u", "iso8859-5", "cp866", "mac-cyrillic", "cp1252",
+    "iso8859-1", "iso8859-15", "cp1258",
+}  # fmt: skip
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f<>:\"/\\|?*]+")
 
 
@@ -62,39 +73,86 @@ def _header(message: Message, name: str, problems: list[str]) -> str:
         value = message.get(name)
     except Exception:  # the email package raises many kinds on broken headers
         problems.append(f"header {name} could not be decoded")
-        raw = message.get_all(name, failobj=[]) if hasattr(message, "get_all") else []
-        return " ".join(str(v) for v in raw)
+        value = _raw_header(message, name, problems)
     if value is None:
         return ""
     try:
         text = str(value)
     except Exception:
         problems.append(f"header {name} could not be decoded")
-        return ""
+        text = _raw_header(message, name, problems) or ""
+    if "\ufffd" in text:
+        # Raw 8-bit bytes in a header (not RFC 2047 encoded): the email package gives up
+        # on any charset but UTF-8; read them like an undeclared text part.
+        text = _raw_header(message, name, problems) or text
     if "\ufffd" in text or "=?" in text:
         problems.append(f"header {name} has characters that could not be decoded")
-    return " ".join(text.replace("\x00", "").split())
+    return " ".join(unicodedata.normalize("NFC", text).replace("\x00", "").split())
+
+
+def _raw_header(message: Message, name: str, problems: list[str]) -> str | None:
+    """A header's value as received, its raw bytes decoded in the likeliest charset."""
+    raw = next((v for k, v in message.raw_items() if k.lower() == name), None)
+    if raw is None:
+        return None
+    raw = str(raw)
+    if any("\udc80" <= c <= "\udcff" for c in raw):
+        raw = decode_text(raw.encode("ascii", "surrogateescape"), None, [])
+    if "=?" in raw:
+        # A broken encoded word stays as it is: readable enough for a person.
+        with contextlib.suppress(Exception):
+            raw = str(make_header(decode_header(raw)))
+    return raw
 
 
 def _ids(value: str) -> list[str]:
     return re.findall(r"<[^<>\s]+>", value)
 
 
+def _codec(name: str | None) -> str | None:
+    try:
+        return codecs.lookup(name).name if name else None
+    except LookupError:
+        return None
+
+
 def decode_text(payload: bytes, declared: str | None, problems: list[str]) -> str:
     """Bytes of a text part as text: the declared charset, else the likeliest one."""
-    if declared:
+    # NFC: Vietnamese in windows-1258 arrives as letters plus combining tone marks.
+    # No control characters: PostgreSQL refuses NUL in text, and no person writes them.
+    text = unicodedata.normalize("NFC", _decode(payload, declared, problems))
+    return _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def _decode(payload: bytes, declared: str | None, problems: list[str]) -> str:
+    codec = _codec(declared)
+    if declared and codec is None:
+        problems.append(f"the text names an unknown charset ({declared})")
+    elif codec:
         try:
-            return payload.decode(declared)
-        except (LookupError, UnicodeDecodeError):
+            text = payload.decode(codec)
+        except UnicodeDecodeError:
             problems.append(f"the text is not in the charset it names ({declared})")
+        else:
+            if codec not in _CONFUSABLE_CHARSETS or payload.isascii():
+                return text
+            # Any bytes decode in a single-byte charset; believe the label unless the
+            # text reads as gibberish in it and as language in another one.
+            candidates = [codec, *(c for c in _FALLBACK_CHARSETS if c != codec)]
+            matches = from_bytes(payload, cp_isolation=candidates)
+            if any(_codec(m.encoding) == codec for m in matches) or matches.best() is None:
+                return text
+            best = matches.best()
+            problems.append(f"the text is not in the charset it names ({declared})")
+            problems.append(f"read as {_codec(best.encoding)}")
+            return str(best)
     try:
         return payload.decode("utf-8")
     except UnicodeDecodeError:
         pass
     best = from_bytes(payload, cp_isolation=list(_FALLBACK_CHARSETS)).best()
     if best is not None:
-        if declared:
-            problems.append(f"read as {best.encoding}")
+        problems.append(f"read as {_codec(best.encoding)}")
         return str(best)
     problems.append("the text could not be decoded; unreadable characters are replaced")
     return payload.decode("utf-8", errors="replace")
@@ -102,7 +160,9 @@ def decode_text(payload: bytes, declared: str | None, problems: list[str]) -> st
 
 def safe_name(name: str, fallback: str = "attachment") -> str:
     """A file name that cannot act: no path, no control or shell characters, short."""
-    name = PurePath((name or "").replace("\\", "/")).name
+    # Lone surrogates (undecodable bytes in a header) cannot be stored: they become "_".
+    name = (name or "").encode("utf-8", "replace").decode("utf-8")
+    name = PurePath(name.replace("\\", "/")).name
     name = _UNSAFE_NAME.sub("_", name).strip(" ._")
     if not name:
         return fallback
@@ -139,9 +199,34 @@ def _part_bytes(part: Message, problems: list[str]) -> bytes:
     return payload or b""
 
 
+def _mended(message: Message, mail: ParsedMail) -> Message:
+    """A multipart message whose boundary is not in its body, read with the one it uses."""
+    if message.is_multipart() or message.get_content_maintype() != "multipart":
+        return message
+    body = _part_bytes(message, mail.problems)
+    found = re.search(rb"^--([0-9A-Za-z'()+_,./:=?-]{1,70})[ \t]*\r?$", body, re.MULTILINE)
+    if found is not None:
+        boundary = found.group(1).removesuffix(b"--")
+        head = b'Content-Type: multipart/mixed; boundary="' + boundary + b'"\r\n\r\n'
+        try:
+            mended = message_from_bytes(head + body, policy=policy.default)
+        except Exception:
+            mended = None
+        if mended is not None and mended.is_multipart() and mended.get_payload():
+            mail.problems.append("the message names a MIME boundary it does not use")
+            return mended
+    # No parts to be found: the body is shown as it came, as plain text.
+    plain = EmailMessage()
+    plain.set_payload(body.decode("ascii", "surrogateescape"))
+    plain["Content-Type"] = "text/plain"
+    mail.problems.append("the message parts could not be separated; shown as plain text")
+    return plain
+
+
 def _walk(message: Message, mail: ParsedMail) -> None:
     texts: list[str] = []
     htmls: list[str] = []
+    message = _mended(message, mail)
     parts = message.walk() if message.is_multipart() else [message]
     for part in parts:
         if part.is_multipart():
@@ -174,13 +259,33 @@ def _walk(message: Message, mail: ParsedMail) -> None:
             mail.text = _html_to_text(mail.html)
 
 
+def _defects(message: Message) -> list[str]:
+    """The MIME defects of a message and its parts (decoding adds some), each named once."""
+    found: list[str] = []
+    try:
+        for part in message.walk():
+            for defect in getattr(part, "defects", []):
+                name = f"MIME: {type(defect).__name__}"
+                if name not in found:
+                    found.append(name)
+    except Exception:
+        found.append("MIME: the parts could not be listed")
+    return found[:5]
+
+
 def stable_key(raw: bytes, message: Message, problems: list[str]) -> str:
     """A digest of the headers that stay the same on redelivery, and of the body."""
     digest = hashlib.sha256()
     for name in STABLE_HEADERS:
         digest.update(name.encode() + b":" + _header(message, name, []).encode() + b"\n")
-    _, _, body = raw.partition(b"\r\n\r\n") if b"\r\n\r\n" in raw else raw.partition(b"\n\n")
-    digest.update(hashlib.sha256(body).digest())
+    # The pipe hands over LF line ends and IMAP CRLF, and a relay may add a blank line at
+    # the end: the same message must give the same digest by either door.
+    text = raw.replace(b"\r\n", b"\n")
+    _, separator, body = text.partition(b"\n\n")
+    if not separator or not any(_header(message, name, []) for name in STABLE_HEADERS):
+        # Nothing that looks like a header block: then all of it tells messages apart.
+        body = text
+    digest.update(hashlib.sha256(body.rstrip()).digest())
     return "sha256:" + digest.hexdigest()
 
 
@@ -192,14 +297,17 @@ def parse_mail(raw: bytes) -> ParsedMail:
     except Exception:
         problems.append("the message could not be parsed as MIME")
         message = EmailMessage()
-    for defect in getattr(message, "defects", [])[:5]:
-        problems.append(f"MIME: {type(defect).__name__}")
     sender_name, sender_email = parseaddr(_header(message, "from", problems))
     if not sender_email:
         reply_to = parseaddr(_header(message, "reply-to", problems))[1]
         sender_email = reply_to
         problems.append("the message has no sender address")
-    return_path_header = message.get("return-path") if "return-path" in message else None
+    # "<>" (the null sender of bounces and auto-replies), however the relay spaced it.
+    return_path = (
+        _header(message, "return-path", problems).replace(" ", "")
+        if "return-path" in message
+        else None
+    )
     auto = _header(message, "auto-submitted", problems).lower()
     precedence = _header(message, "precedence", problems).lower()
     message_id_header = _header(message, "message-id", problems)
@@ -222,7 +330,7 @@ def parse_mail(raw: bytes) -> ParsedMail:
             if a
         ],
         cc=[a.strip().lower() for _n, a in getaddresses([_header(message, "cc", problems)]) if a],
-        return_path=None if return_path_header is None else str(return_path_header).strip(),
+        return_path=return_path,
         auto_submitted=(auto not in ("", "no"))
         or precedence in ("bulk", "junk", "list", "auto_reply")
         or any(h in message for h in ("x-autoreply", "x-autorespond", "x-auto-response-suppress")),
@@ -234,10 +342,20 @@ def parse_mail(raw: bytes) -> ParsedMail:
         _walk(message, mail)
     except Exception:
         mail.problems.append("the message body could not be read; see the original")
+    mail.problems[:0] = _defects(message)
     if not (mail.text or mail.attachments or mail.html):
         mail.problems.append("the message has no body")
     mail.key = mail.message_id or stable_key(raw, message, problems)
     return mail
+
+
+def human_size(size: int) -> str:
+    """A byte count as an operator reads it: 10 MB, 512 KB, 100 bytes."""
+    if size >= 2**20:
+        return f"{size // 2**20} MB"
+    if size >= 1024:
+        return f"{size // 1024} KB"
+    return f"{size} bytes"
 
 
 def _attachment_path_for(sha256: str) -> str:
@@ -257,7 +375,7 @@ def store_attachment(message, name: str, content_type: str, content: bytes):
         size=len(content),
     )
     if len(content) > limit:
-        attachment.dropped_reason = f"larger than the limit of {limit // 2**20} MB; not kept"
+        attachment.dropped_reason = f"larger than the limit of {human_size(limit)}; not kept"
         attachment.save()
         return attachment
     attachment.sha256 = hashlib.sha256(content).hexdigest()

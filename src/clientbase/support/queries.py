@@ -14,6 +14,7 @@ from clientbase.support.models import (
     KbArticle,
     Survey,
     SurveyAnswer,
+    SurveyInvitation,
     SurveyQuestion,
     Ticket,
     TicketMessage,
@@ -304,11 +305,12 @@ class QuestionResult:
     texts: list[str]
 
 
-def survey_results(survey: Survey) -> list[QuestionResult]:
-    """Each question's answers: counts per option or score, the average, the free texts."""
+def survey_results(survey: Survey, user) -> list[QuestionResult]:
+    """Each question's answers from clients the user may see: counts, average, free texts."""
+    seen = visible(SurveyInvitation.objects.filter(survey=survey), user)
     results = []
     for question in survey.questions.all():
-        answers = SurveyAnswer.objects.filter(question=question)
+        answers = SurveyAnswer.objects.filter(question=question, invitation__in=seen)
         answered = answers.count()
         counts: list[tuple[str, int]] = []
         average = None

@@ -12,7 +12,7 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 
 from clientbase.accounts.models import User
 from clientbase.clients.models import Client, Contact
@@ -23,9 +23,11 @@ from clientbase.core.errors import ConflictError, ServiceError
 from clientbase.core.events import record_event, register_event_type
 from clientbase.core.models import EventCategory
 from clientbase.core.numbering import next_number, register_series
+from clientbase.core.visibility import visible
 from clientbase.support.models import (
     Department,
     KbArticle,
+    KbCategory,
     Priority,
     ReplyTemplate,
     Survey,
@@ -655,7 +657,9 @@ def tickets_escalate(now: dt.datetime | None = None) -> int:
     for ticket_id in list(overdue[:5000]):
         with transaction.atomic():
             ticket = (
-                Ticket.objects.select_for_update()
+                # Only the ticket row: PostgreSQL cannot lock the outer-joined (nullable)
+                # escalation contact, and nothing else changes here.
+                Ticket.objects.select_for_update(of=("self",))
                 .select_related("department", "department__escalate_to")
                 .filter(pk=ticket_id, escalated_at=None, due_at__lt=now)
                 .first()
@@ -698,7 +702,10 @@ def contact_change_note(*, by: User, message: TicketMessage) -> None:
     ]
     text = (
         _("Contact change reported in ticket #%(number)s on %(day)s.")
-        % {"number": ticket.number, "day": message.created_at.date().isoformat()}
+        % {
+            "number": ticket.number,
+            "day": message.created_at.astimezone(clock.company_timezone()).date().isoformat(),
+        }
         + "\n\n"
         + _("Details before the change:")
         + "\n"
@@ -963,10 +970,10 @@ def ticket_rate(*, ticket: Ticket, score: int, comment: str = "") -> TicketRatin
 SEGMENT_KEYS = ("group", "status", "country", "language", "with_tickets_since")
 
 
-def survey_clients(survey: Survey):
-    """The clients a survey goes to: those matching every filter of its segment."""
+def survey_clients(survey: Survey, user: User):
+    """The clients a survey goes to: those the sender may see that match every filter."""
     segment = survey.segment or {}
-    clients = Client.objects.all()
+    clients = visible(Client.objects.all(), user)
     if segment.get("group"):
         clients = clients.filter(group_id=segment["group"])
     if segment.get("status"):
@@ -1015,6 +1022,11 @@ def survey_save(
             raise ServiceError(
                 _("Question %(n)d needs at least two options.") % {"n": index}, field=field
             )
+        # An answer keeps the chosen option in a 200-character column.
+        if any(len(c) > 200 for c in choices):
+            raise ServiceError(
+                _("Question %(n)d has an option over 200 characters.") % {"n": index}, field=field
+            )
         cleaned.append(
             SurveyQuestion(
                 position=index,
@@ -1053,7 +1065,7 @@ def survey_send(*, by: User, survey: Survey) -> int:
         before = snapshot(survey)
         invitations = [
             SurveyInvitation(survey=survey, client_id=client_id, token=secrets.token_urlsafe(24))
-            for client_id in survey_clients(survey).values_list("pk", flat=True)
+            for client_id in survey_clients(survey, by).values_list("pk", flat=True)
         ]
         SurveyInvitation.objects.bulk_create(invitations, batch_size=1000)
         survey.status = Survey.Status.SENT
@@ -1069,6 +1081,9 @@ def survey_send(*, by: User, survey: Survey) -> int:
 def survey_close(*, by: User, survey: Survey) -> Survey:
     """Stop taking answers."""
     with transaction.atomic():
+        survey = Survey.objects.select_for_update().get(pk=survey.pk)
+        if survey.status != Survey.Status.SENT:
+            raise ServiceError(_("Only a survey that was sent can be closed."))
         before = snapshot(survey)
         survey.status = Survey.Status.CLOSED
         survey.save(update_fields=["status"])
@@ -1128,3 +1143,46 @@ def survey_answer(*, invitation: SurveyInvitation, answers: dict[int, str]) -> S
 def open_tickets_q() -> Q:
     """Tickets still to be resolved."""
     return Q(status__in=Ticket.UNRESOLVED, merged_into=None)
+
+
+# --- knowledge base categories ----------------------------------------------------------------
+
+
+def kb_category_save(
+    *, by: User, category: KbCategory | None = None, name: str, position: int = 0
+) -> KbCategory:
+    """Create or rename a knowledge base category; names are unique."""
+    name = " ".join(_text(name, "name", _("The name"), 100).split())
+    if not isinstance(position, int) or not 0 <= position <= 32767:
+        raise ServiceError(_("The order is a number from 0 to 32767."), field="position")
+    category = category or KbCategory()
+    before = snapshot(category) if category.pk else None
+    category.name, category.position = name, position
+    try:
+        with transaction.atomic():
+            category.save()
+            if before is None:
+                audit_create(category, by=by)
+            else:
+                audit_update(category, before, by=by)
+    except IntegrityError:
+        raise ServiceError(_("A category with this name exists."), field="name") from None
+    return category
+
+
+def kb_category_delete(*, by: User, category: KbCategory) -> None:
+    """Remove an empty category; one that still holds articles is refused."""
+    with transaction.atomic():
+        locked = KbCategory.objects.select_for_update().get(pk=category.pk)
+        count = locked.articles.count()
+        if count:
+            raise ServiceError(
+                ngettext(
+                    "The category holds %(count)d article: move or delete it first.",
+                    "The category holds %(count)d articles: move or delete them first.",
+                    count,
+                )
+                % {"count": count}
+            )
+        audit_delete(locked, by=by)
+        locked.delete()
