@@ -147,6 +147,9 @@ class Ticket(Owned):
         Department, on_delete=models.PROTECT, related_name="tickets", verbose_name=_("department")
     )
     subject = models.CharField(_("subject"), max_length=300)
+    # The subject lower-cased by Python, which folds every alphabet (SQLite's LOWER() and
+    # LIKE fold only ASCII): what a fragment search compares with.
+    subject_search = models.CharField(max_length=300, blank=True, db_default="")
     priority = models.CharField(
         _("priority"), max_length=8, choices=Priority.choices, default=Priority.MEDIUM
     )
@@ -191,7 +194,7 @@ class Ticket(Owned):
     access_key = models.CharField(max_length=40, unique=True)
     version = models.PositiveIntegerField(default=1)
 
-    audit_skip_fields = ("version", "last_activity_at", "access_key")
+    audit_skip_fields = ("version", "last_activity_at", "access_key", "subject_search")
 
     class Meta:
         verbose_name = _("ticket")

@@ -96,7 +96,7 @@ def _filtered(user, filters: TicketFilters) -> QuerySet[Ticket]:
         elif "@" in text:
             tickets = tickets.filter(email=text.lower())
         else:
-            tickets = tickets.filter(subject__icontains=text)
+            tickets = tickets.filter(subject_search__contains=text.lower())
     return tickets
 
 

@@ -293,6 +293,7 @@ def ticket_open(
             name=name,
             department=department,
             subject=subject,
+            subject_search=subject.lower(),
             priority=priority,
             status=Ticket.Status.OPEN if from_customer else Ticket.Status.ANSWERED,
             owner=assignee,
@@ -528,7 +529,8 @@ def ticket_update(
             ticket.is_complaint = is_complaint
         if subject is not None:
             ticket.subject = _subject(subject)
-        _touch(ticket, "priority", "due_at", "cc", "is_complaint", "subject")
+            ticket.subject_search = ticket.subject.lower()
+        _touch(ticket, "priority", "due_at", "cc", "is_complaint", "subject", "subject_search")
         if audit_update(ticket, before, by=by) is not None:
             _event("ticket.changed", ticket, by)
     return ticket
