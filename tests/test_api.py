@@ -243,7 +243,13 @@ def test_me_answers_who_the_token_belongs_to(make_user, org):
         "role": "sales",
         "scope": "own",
         "org_unit": "Team A",
-        "permissions": ["billing.sell", "clients.add", "clients.add_note", "clients.change"],
+        "permissions": [
+            "billing.sell",
+            "clients.add",
+            "clients.add_note",
+            "clients.change",
+            "support.work",
+        ],
     }
     # and the token's last use is noted
     issued.token.refresh_from_db()

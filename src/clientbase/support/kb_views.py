@@ -51,7 +51,7 @@ class CategoryForm(StyledForm, forms.Form):
 
     name = forms.CharField(label=gettext_lazy("Name"), max_length=100, required=False)
     position = forms.IntegerField(
-        label=gettext_lazy("Order"), min_value=0, max_value=32767, initial=0
+        label=gettext_lazy("Place in the list"), min_value=0, max_value=32767, initial=0
     )
 
 

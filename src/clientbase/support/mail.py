@@ -115,7 +115,13 @@ def build_ticket_mail(message: TicketMessage) -> EmailMessage:
         headers["Auto-Submitted"] = "auto-generated"
         headers["X-Auto-Response-Suppress"] = "All"
     # "Re:" only answers something: the first mail of a ticket staff opened is not a reply.
-    answers = (message.in_reply_to or references) and not message.auto_generated
+    answers = (
+        not message.auto_generated
+        and TicketMessage.objects.filter(ticket_id=ticket.pk, id__lt=message.pk)
+        .exclude(kind=TicketMessage.Kind.NOTE)
+        .exclude(auto_generated=True)
+        .exists()
+    )
     subject = f"{'Re: ' if answers else ''}{ticket.subject_tag} {ticket.subject}"
     mail = EmailMessage(
         subject=subject,

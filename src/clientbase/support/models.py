@@ -45,7 +45,7 @@ class Department(models.Model):
         default=False,
         help_text=_("Mail to an address no department has lands here."),
     )
-    position = models.PositiveSmallIntegerField(_("order"), default=0)
+    position = models.PositiveSmallIntegerField(_("place in the list"), default=0)
     # Response deadlines in minutes, per priority: the seed's rule is two hours.
     sla_low = models.PositiveIntegerField(_("respond to low within (minutes)"), default=120)
     sla_medium = models.PositiveIntegerField(_("respond to medium within (minutes)"), default=120)
@@ -410,7 +410,7 @@ class KbCategory(models.Model):
     """A chapter of the knowledge base."""
 
     name = models.CharField(_("name"), max_length=100, unique=True)
-    position = models.PositiveSmallIntegerField(_("order"), default=0)
+    position = models.PositiveSmallIntegerField(_("place in the list"), default=0)
 
     class Meta:
         verbose_name = _("knowledge base category")
@@ -542,7 +542,7 @@ class SurveyQuestion(models.Model):
     survey = models.ForeignKey(
         Survey, on_delete=models.CASCADE, related_name="questions", verbose_name=_("survey")
     )
-    position = models.PositiveSmallIntegerField(_("order"), default=0)
+    position = models.PositiveSmallIntegerField(_("place in the list"), default=0)
     kind = models.CharField(_("kind"), max_length=8, choices=Kind.choices)
     text = models.CharField(_("question"), max_length=300)
     choices = models.JSONField(_("options"), default=list, blank=True)
