@@ -38,7 +38,9 @@ class DepartmentForm(StyledForm, forms.Form):
         label=_("Default department: mail to an address no department has lands here"),
         required=False,
     )
-    position = forms.IntegerField(label=_("Place in the list"), min_value=0, max_value=32767, initial=0)
+    position = forms.IntegerField(
+        label=_("Place in the list"), min_value=0, max_value=32767, initial=0
+    )
     active = forms.BooleanField(label=_("Active"), required=False, initial=True)
     sla_low = _minutes(_("Low"))
     sla_medium = _minutes(_("Medium"))
