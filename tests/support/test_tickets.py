@@ -954,3 +954,28 @@ def test_an_unknown_tag_is_refused_by_name(support_desk, agent):
         "body": ["A $ must start a tag such as $client_name; write $$ for a dollar sign."]
     }
     assert ReplyTemplate.objects.count() == 0
+
+
+def test_a_mail_being_sent_by_one_sender_is_not_sent_by_another(
+    clock, agent, support_desk, customer, outbox
+):
+    from clientbase.support.mail import send_ticket_message
+
+    # given a reply whose first sender claimed it and then died before sending
+    reply = services.ticket_reply(
+        by=agent, ticket=customer_ticket(support_desk["technical"]), body="Ответ."
+    )  # no commit callbacks run: the task never started
+    TicketMessage.objects.filter(pk=reply.pk).update(send_claimed_at=at(9, 0))
+    # when the retry job tries within ten minutes, it leaves it alone
+    clock(at(9, 9))
+    assert send_ticket_message(reply.pk) is False
+    assert outbox == []
+    # and after ten minutes it sends it, once
+    clock(at(9, 11))
+    assert send_ticket_message(reply.pk) is True
+    assert send_ticket_message(reply.pk) is False
+    reply.refresh_from_db()
+    assert ([m.subject for m in outbox], reply.sent_at) == (
+        ["Re: [#000001] Не работает почта"],
+        at(9, 11),
+    )

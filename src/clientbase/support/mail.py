@@ -6,11 +6,13 @@ customer's answer finds its ticket; automatic mail says so (`Auto-Submitted`), s
 robots do not answer it.
 """
 
+import datetime as dt
 from email.utils import formataddr
 
 from django.conf import settings
 from django.core import signing
 from django.core.mail import EmailMessage
+from django.db.models import Q
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import override
@@ -18,6 +20,7 @@ from django.utils.translation import override
 from clientbase.core import clock
 from clientbase.support.models import SurveyInvitation, Ticket, TicketMessage
 
+CLAIM_MINUTES = 10
 RATING_SALT = "clientbase.support.rating"
 RATING_MAX_AGE = 90 * 24 * 3600  # a rating link works for 90 days
 
@@ -146,10 +149,25 @@ def send_ticket_message(message_id: int) -> bool:
     )
     if message is None:
         return False
+    # Claim it first, so a worker and the retry job cannot both send it; a sender that died
+    # holding the claim gives it up after CLAIM_MINUTES.
+    now = clock.now()
+    claimed = (
+        TicketMessage.objects.filter(pk=message.pk, sent_at=None)
+        .filter(
+            Q(send_claimed_at=None)
+            | Q(send_claimed_at__lt=now - dt.timedelta(minutes=CLAIM_MINUTES))
+        )
+        .update(send_claimed_at=now)
+    )
+    if not claimed:
+        return False
     try:
         build_ticket_mail(message).send()
     except Exception as failure:  # kept on the message; the retry job sends it again
-        TicketMessage.objects.filter(pk=message.pk).update(send_error=str(failure)[:1000])
+        TicketMessage.objects.filter(pk=message.pk).update(
+            send_error=str(failure)[:1000], send_claimed_at=None
+        )
         raise
     TicketMessage.objects.filter(pk=message.pk).update(sent_at=clock.now(), send_error="")
     return True
@@ -217,8 +235,6 @@ def send_survey_invitations(survey_id: int) -> int:
 
 def retry_unsent(older_than_minutes: int = 5) -> int:
     """Send again the ticket mail whose first attempt failed (or whose worker died)."""
-    import datetime as dt
-
     cutoff = clock.now() - dt.timedelta(minutes=older_than_minutes)
     sent = 0
     pending = TicketMessage.objects.filter(

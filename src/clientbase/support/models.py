@@ -291,6 +291,8 @@ class TicketMessage(models.Model):
     in_reply_to = models.CharField(max_length=998, blank=True)
     auto_generated = models.BooleanField(_("automatic mail"), default=False)
     sent_at = models.DateTimeField(_("emailed"), null=True, blank=True)
+    # Taken by the one sender sending it now (see mail.send_ticket_message).
+    send_claimed_at = models.DateTimeField(null=True, blank=True)
     send_error = models.TextField(blank=True)
     # What went wrong reading an incoming mail (bad charset, dropped attachment…).
     problems = models.JSONField(default=list, blank=True)
