@@ -40,6 +40,7 @@ def test_administrator_edits_a_role_and_it_applies(signed_in, admin_user, make_u
                 "clients.add_note",
                 "clients.change",
                 "clients.export",
+                "support.work",
             ],
         },
     )
@@ -51,13 +52,20 @@ def test_administrator_edits_a_role_and_it_applies(signed_in, admin_user, make_u
         "id"
     )
     assert entry.changes["permissions"] == {
-        "before": ["billing.sell", "clients.add", "clients.add_note", "clients.change"],
+        "before": [
+            "billing.sell",
+            "clients.add",
+            "clients.add_note",
+            "clients.change",
+            "support.work",
+        ],
         "after": [
             "billing.sell",
             "clients.add",
             "clients.add_note",
             "clients.change",
             "clients.export",
+            "support.work",
         ],
     }
 
@@ -76,7 +84,13 @@ def test_unknown_permission_is_refused(admin_user):
         )
     assert refused.value.message_dict == {"permissions": ["Unknown actions: billing.print_money"]}
     role.refresh_from_db()
-    assert role.permissions == ["billing.sell", "clients.add", "clients.add_note", "clients.change"]
+    assert role.permissions == [
+        "billing.sell",
+        "clients.add",
+        "clients.add_note",
+        "clients.change",
+        "support.work",
+    ]
 
 
 def test_settings_pages_need_their_permission(signed_in, make_user):

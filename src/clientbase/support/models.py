@@ -181,11 +181,14 @@ class Ticket(Owned):
         related_name="+",
         verbose_name=_("closed by"),
     )
+    # Almost every ticket has none: a full index on it would lead SQLite's planner to scan
+    # it for "merged_into IS NULL" in every list; the partial index below serves lookups.
     merged_into = models.ForeignKey(
         "self",
         on_delete=models.PROTECT,
         null=True,
         blank=True,
+        db_index=False,
         related_name="merged_tickets",
         verbose_name=_("merged into"),
     )
@@ -212,6 +215,11 @@ class Ticket(Owned):
             ),
             models.Index(
                 fields=["client"], condition=Q(is_complaint=True), name="ticket_complaint_idx"
+            ),
+            models.Index(
+                fields=["merged_into"],
+                condition=Q(merged_into__isnull=False),
+                name="ticket_merged_idx",
             ),
         ]
         constraints = [

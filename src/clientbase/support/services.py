@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
@@ -219,7 +220,10 @@ def client_of(email: str) -> tuple[Client | None, Contact | None]:
     email = email.strip().lower()
     if not email:
         return None, None
-    clients = list(Client.objects.filter(email__iexact=email).order_by("id")[:2])
+    # LOWER(email) is what the unique index holds; iexact (LIKE, UPPER) would scan the table.
+    clients = list(
+        Client.objects.annotate(email_key=Lower("email")).filter(email_key=email).order_by("id")[:2]
+    )
     if len(clients) == 1:
         return clients[0], None
     contacts = list(
