@@ -630,3 +630,25 @@ def test_survey_list_and_answers_export(signed_in, agent, sent_survey, django_as
     )
     assert cells[1][1:2] + cells[1][3:] == ('ООО "ВМС-ГРУПП"', "Поиск", 4, "'=1+1")
     assert len(cells) == 2
+
+
+def test_a_survey_reaches_only_the_clients_its_sender_may_see(
+    make_user, clients_by_country, django_capture_on_commit_callbacks
+):
+    # Given the Russian clients belong to team A, and a manager of team B
+    other_team = make_user("boris", role="manager", unit="team_b")
+    own_team = make_user("anna", role="manager", unit="team_a")
+    survey = services.survey_save(
+        by=other_team,
+        title="Как мы работаем?",
+        segment={"country": "RU"},
+        questions=[{"text": "Оцените нас", "kind": "scale"}],
+    )
+
+    # Then the segment reaches nobody for team B's manager, both clients for team A's
+    assert services.survey_clients(survey, other_team).count() == 0
+    assert services.survey_clients(survey, own_team).count() == 2
+    # and sending it as team B's manager invites nobody outside team B
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.survey_send(by=other_team, survey=survey) == 0
+    assert SurveyInvitation.objects.filter(survey=survey).count() == 0
