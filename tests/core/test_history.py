@@ -213,7 +213,7 @@ def test_audit_outside_a_transaction_is_refused(org):
 
 @pytest.mark.django_db
 def test_audit_create_logs_every_field_as_json(clerk, acme):
-    """A new record's row has each field's first value, JSON-ready, and who made it."""
+    """A new record's row has each non-empty field's first value, JSON-ready, and who made it."""
     entry = audit_rows(acme).get(action=AuditAction.CREATE)
 
     assert (entry.actor, entry.object_repr) == (clerk, f"{acme.number} Acme SARL")
@@ -226,11 +226,29 @@ def test_audit_create_logs_every_field_as_json(clerk, acme):
     assert entry.changes["created_at"] == {"before": None, "after": created_at}
     assert "id" not in entry.changes
     assert "version" not in entry.changes  # bookkeeping, not a change a person made
-    assert sorted(entry.changes) == sorted(
-        f.attname
-        for f in Client._meta.concrete_fields
-        if not f.primary_key and f.attname not in ("version", "custom_search")
-    )
+    # empty values (None, "", [], {}) are left out; False, True and numbers are kept
+    assert sorted(entry.changes) == [
+        "auto_apply_credit", "bill_to_parent", "city", "company_name", "consent_api",
+        "consent_email", "consent_sms", "created_at", "currency", "email", "kind", "language",
+        "late_fee_exempt", "name", "no_card_autopay", "no_overdue_notices", "number",
+        "org_unit_id", "owner_id", "payment_method", "preferred_channel", "separate_invoices",
+        "status", "tax_exempt",
+    ]  # fmt: skip
+    assert entry.changes["tax_exempt"] == {"before": None, "after": False}
+    assert entry.changes["auto_apply_credit"] == {"before": None, "after": True}
+    assert entry.shown_changes == entry.changes  # nothing left to hide
+
+
+@pytest.mark.django_db
+def test_an_old_creation_entry_with_empty_values_shows_as_a_new_one(clerk, acme):
+    """Entries written before empty values were left out still show without them."""
+    entry = audit_rows(acme).get(action=AuditAction.CREATE)
+    full = {**entry.changes, "tax_id": {"before": None, "after": ""},
+            "parent_id": {"before": None, "after": None},
+            "notices_opted_out": {"before": None, "after": []},
+            "custom": {"before": None, "after": {}}}  # fmt: skip
+    old = AuditEntry(action=AuditAction.CREATE, changes=full)
+    assert old.shown_changes == entry.changes
 
 
 @pytest.mark.django_db

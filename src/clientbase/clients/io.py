@@ -41,7 +41,7 @@ from clientbase.accounts.models import User
 from clientbase.clients import services, validation
 from clientbase.clients.models import Client, ImportMapping
 from clientbase.core import clock, customfields
-from clientbase.core.audit import audit_create, audit_update, snapshot
+from clientbase.core.audit import audit_create, audit_update, is_empty, snapshot
 from clientbase.core.errors import ServiceError
 from clientbase.core.events import EVENT_TYPES
 from clientbase.core.models import AuditAction, AuditEntry, CustomField, Event
@@ -1188,25 +1188,29 @@ class _History:
         self.client_type = ContentType.objects.get_for_model(Client).pk
         self.created_type = EVENT_TYPES["client.created"]
         self.changed_type = EVENT_TYPES["client.changed"]
-        # A new client's audit entry lists every field with its first value; those an import
-        # does not fill are the same for all, so the JSON is a template with a hole per field
-        # that it fills (as json.dumps writes it, so the entry reads back as audit_create's).
-        parts, self.filled = [], []
+        self.filled: dict[str, str] = {}
+        # A new client's audit entry lists every field's first value that is not empty, as
+        # audit_create does. Those an import does not fill are the same for all, so their
+        # JSON is made once; the filled ones are added per client, empty ones left out (as
+        # json.dumps writes them, so the entry reads back as audit_create's).
+        self.parts: list[tuple[str, bool]] = []  # (a fixed value as JSON, or a filled name; filled)
         for name, value in snapshot(Client()).items():
             head = f'{encode_basestring_ascii(name)}: {{"before": null, "after": '
             if name in _NEW_COLUMNS or name == "created_at":
-                parts.append(head.replace("%", "%%") + "%s}")
-                self.filled.append(name)
-            else:
-                parts.append(f"{head}{_json_text(value)}}}".replace("%", "%%"))
-        self.template = "{" + ", ".join(parts) + "}"
+                self.parts.append((name, True))
+                self.filled[name] = head
+            elif not is_empty(value):
+                self.parts.append((f"{head}{_json_text(value)}}}", False))
 
     def _created_changes(self, values: dict[str, Any]) -> str:
         texts = []
-        for name in self.filled:
-            value = values[name]
-            texts.append(encode_basestring_ascii(value) if isinstance(value, str) else str(value))
-        return self.template % tuple(texts)
+        for part, filled in self.parts:
+            if not filled:
+                texts.append(part)
+            elif not is_empty(value := values[part]):
+                text = encode_basestring_ascii(value) if isinstance(value, str) else str(value)
+                texts.append(f"{self.filled[part]}{text}}}")
+        return "{" + ", ".join(texts) + "}"
 
     def created(self, plans: list["_Plan"], ids: dict[str, int], now: dt.datetime) -> None:
         at = connection.ops.adapt_datetimefield_value(now)

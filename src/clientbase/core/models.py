@@ -214,7 +214,10 @@ class AuditEntry(AppendOnly):
         """The changes worth reading: a new record's empty fields are left out."""
         if self.action != AuditAction.CREATE:
             return self.changes
-        return {k: v for k, v in self.changes.items() if v.get("after") not in (None, "", [])}
+        # Entries written before audit_create left them out still hold them.
+        from clientbase.core.audit import is_empty
+
+        return {k: v for k, v in self.changes.items() if not is_empty(v.get("after"))}
 
 
 class IdempotencyKey(models.Model):
