@@ -5,7 +5,7 @@ import importlib
 import itertools
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import F, Value
 
 from clientbase.clients import search
@@ -661,6 +661,64 @@ def test_a_load_with_the_index_suspended_is_indexed_after(admin_user, ann, on_po
         make_client(ann, number="CL-00202", name="Bulk Loaded Too")
     assert search.ensure_search_index() is False
     assert numbers(quick_search(admin_user, "bulk load")) == ["CL-00202", "CL-00201"]
+
+
+def _triggers() -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+        return {row[0] for row in cursor.fetchall()}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_clients_inserted_in_one_statement_block_are_indexed_at_its_end(admin_user, ann):
+    # given a client already indexed
+    make_client(ann, number="CL-00301", name="Kept Before")
+    # when two are inserted in a block that indexes in one statement
+    with transaction.atomic():
+        with search.search_index_in_one_statement():
+            make_client(ann, number="CL-00302", name="Bulk Statement")
+            make_client(ann, number="CL-00303", name="Bulk Statement Too")
+        # then they are found within the same transaction, and the insert trigger is back
+        assert numbers(quick_search(admin_user, "bulk statement")) == ["CL-00303", "CL-00302"]
+    if connection.vendor == "sqlite":
+        assert set(search.SQLITE_TRIGGERS) <= _triggers()
+    assert numbers(quick_search(admin_user, "kept before")) == ["CL-00301"]
+    # and a client inserted afterwards is indexed by the trigger as before
+    make_client(ann, number="CL-00304", name="Bulk Statement After")
+    assert numbers(quick_search(admin_user, "statement after")) == ["CL-00304"]
+    # and the index holds exactly one entry per client (nothing indexed twice)
+    assert search.ensure_search_index() is False
+    assert numbers(quick_search(admin_user, "bulk")) == ["CL-00304", "CL-00303", "CL-00302"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_one_statement_block_leaves_the_index_and_its_trigger_as_they_were(
+    admin_user, ann
+):
+    with (
+        pytest.raises(ZeroDivisionError),
+        transaction.atomic(),
+        search.search_index_in_one_statement(),
+    ):
+        make_client(ann, number="CL-00311", name="Rolled Back")
+        1 / 0  # noqa: B018
+    assert Client.objects.filter(number="CL-00311").exists() is False
+    assert numbers(quick_search(admin_user, "rolled back")) == []
+    if connection.vendor == "sqlite":
+        assert set(search.SQLITE_TRIGGERS) <= _triggers()
+    make_client(ann, number="CL-00312", name="Rolled Back Not")
+    assert numbers(quick_search(admin_user, "rolled back")) == ["CL-00312"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_one_statement_block_needs_a_transaction(on_postgres):
+    if on_postgres:
+        pytest.skip("PostgreSQL keeps its index by the insert itself")
+    with (
+        pytest.raises(RuntimeError, match="inside the transaction"),
+        search.search_index_in_one_statement(),
+    ):
+        pass
 
 
 def test_a_search_page_within_some_clients(base, admin_user, bob):

@@ -1064,6 +1064,51 @@ def ensure_search_index(using: str = DEFAULT_DB_ALIAS) -> bool:
 
 
 @contextlib.contextmanager
+def search_index_in_one_statement(using: str = DEFAULT_DB_ALIAS):
+    """Clients inserted in the block are indexed by one statement at its end, not a trigger each.
+
+    On SQLite the insert trigger costs more than the rest of a bulk insert (about 5,000 rows/s
+    with it, 10,000 without): it is dropped for the block and created again after, inside the
+    caller's transaction, so no other connection ever sees it gone (SQLite's DDL is
+    transactional, and the writer lock is held). Rows inserted in the block must not be
+    changed or deleted in it. Elsewhere this does nothing: PostgreSQL's index is kept by the
+    insert itself.
+    """
+    db = connections[using]
+    if db.vendor != "sqlite":
+        yield
+        return
+    if not db.in_atomic_block:
+        raise RuntimeError("the search index is swapped inside the transaction of the insert")
+    with db.cursor() as cursor:
+        cursor.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = %s",
+            [SQLITE_TRIGGERS[0]],
+        )
+        trigger = cursor.fetchone()
+        if trigger is None:
+            # The index is suspended (search_index_suspended): it is rebuilt whole later.
+            yield
+            return
+        # Every row inserted in the block gets a greater id (AUTOINCREMENT, one writer).
+        cursor.execute("SELECT MAX(id) FROM clients_client")
+        (last,) = cursor.fetchone()
+        cursor.execute(f"DROP TRIGGER {SQLITE_TRIGGERS[0]}")
+    try:
+        yield
+        with db.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {SQLITE_TABLE}(rowid, document) "
+                f"SELECT id, {_sqlite_document('clients_client')} FROM clients_client "
+                "WHERE id > %s",
+                [last or 0],
+            )
+    finally:
+        with db.cursor() as cursor:
+            cursor.execute(trigger[0])
+
+
+@contextlib.contextmanager
 def search_index_suspended(using: str = DEFAULT_DB_ALIAS):
     """Load many clients without keeping the search index in step row by row; rebuilt after.
 
