@@ -545,7 +545,7 @@ def test_a_wrong_number_of_a_country_stdnum_knows_is_refused(value, country, kin
     assert refusal(normalize_tax_id, value, country=country, kind=kind) == message
 
 
-def test_a_library_failure_of_an_unexpected_kind_is_told_in_our_words(monkeypatch):
+def test_a_library_failure_of_an_unexpected_kind_is_told_in_our_words(monkeypatch, request):
     # Given a country whose stdnum module breaks on odd input with a plain error
     class Broken:
         @staticmethod
@@ -553,6 +553,9 @@ def test_a_library_failure_of_an_unexpected_kind_is_told_in_our_words(monkeypatc
             raise IndexError("string index out of range")
 
     monkeypatch.setattr(validation, "get_cc_module", lambda cc, name: Broken)
+    # (the modules found are remembered per country: forget them, now and after)
+    validation._cached_stdnum_modules.cache_clear()
+    request.addfinalizer(validation._cached_stdnum_modules.cache_clear)
     # then the clerk reads a sentence of ours, not the library's
     assert (
         refusal(normalize_tax_id, "12", country="NG", kind="company")

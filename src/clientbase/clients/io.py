@@ -1188,28 +1188,28 @@ class _History:
         self.client_type = ContentType.objects.get_for_model(Client).pk
         self.created_type = EVENT_TYPES["client.created"]
         self.changed_type = EVENT_TYPES["client.changed"]
-        self.filled: dict[str, str] = {}
         # A new client's audit entry lists every field's first value that is not empty, as
         # audit_create does. Those an import does not fill are the same for all, so their
         # JSON is made once; the filled ones are added per client, empty ones left out (as
         # json.dumps writes them, so the entry reads back as audit_create's).
-        self.parts: list[tuple[str, bool]] = []  # (a fixed value as JSON, or a filled name; filled)
+        # (a fixed value as JSON, None) or (a filled field's name, the head of its JSON)
+        self.parts: list[tuple[str, str | None]] = []
         for name, value in snapshot(Client()).items():
             head = f'{encode_basestring_ascii(name)}: {{"before": null, "after": '
             if name in _NEW_COLUMNS or name == "created_at":
-                self.parts.append((name, True))
-                self.filled[name] = head
+                self.parts.append((name, head))
             elif not is_empty(value):
-                self.parts.append((f"{head}{_json_text(value)}}}", False))
+                self.parts.append((f"{head}{_json_text(value)}}}", None))
 
     def _created_changes(self, values: dict[str, Any]) -> str:
         texts = []
-        for part, filled in self.parts:
-            if not filled:
+        for part, head in self.parts:
+            if head is None:
                 texts.append(part)
-            elif not is_empty(value := values[part]):
+            # Filled values are text, ids or None: is_empty inlined, as this runs per field.
+            elif (value := values[part]) is not None and value != "":
                 text = encode_basestring_ascii(value) if isinstance(value, str) else str(value)
-                texts.append(f"{self.filled[part]}{text}}}")
+                texts.append(f"{head}{text}}}")
         return "{" + ", ".join(texts) + "}"
 
     def created(self, plans: list["_Plan"], ids: dict[str, int], now: dt.datetime) -> None:

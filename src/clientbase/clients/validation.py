@@ -1,5 +1,6 @@
 """Client identifiers checked and put into their canonical form, with messages a clerk can act on."""
 
+import functools
 import re
 import string
 from types import ModuleType
@@ -328,8 +329,15 @@ PERSONAL_TAX_NUMBER = {
 
 def _stdnum_modules(country: str, names: tuple[str, ...]) -> list[ModuleType]:
     """The country's stdnum modules under these names, then its personal tax number's."""
+    return list(_cached_stdnum_modules(country, names))
+
+
+# get_cc_module imports by name on every call: about 4% of a big import's time went there.
+@functools.lru_cache(maxsize=1024)
+def _cached_stdnum_modules(country: str, names: tuple[str, ...]) -> tuple[ModuleType, ...]:
+    """_stdnum_modules, looked up once per country and names."""
     if len(country) != 2 or not country.isalpha():
-        return []
+        return ()
     if "personalid" in names and country in PERSONAL_TAX_NUMBER:
         names = (*names, PERSONAL_TAX_NUMBER[country])
     found: list[ModuleType] = []
@@ -337,7 +345,7 @@ def _stdnum_modules(country: str, names: tuple[str, ...]) -> list[ModuleType]:
         module = get_cc_module(country.lower(), name)
         if module is not None and module not in found:
             found.append(module)
-    return found
+    return tuple(found)
 
 
 # Which failure to report when no module accepts: the most specific one wins, because a wrong
