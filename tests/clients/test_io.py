@@ -884,6 +884,20 @@ def test_export_rows_keep_the_language_and_time_zone_they_were_asked_in(exported
     )
 
 
+def test_csv_chunks_are_the_csv_of_the_rows_cut_into_streamable_pieces():
+    rows = [["n", "name", "note"]] + [
+        [str(n), f"Client, {n}", 'says "hi"\nthen leaves'] for n in range(3000)
+    ]
+    expected = bytes_io.StringIO()
+    csv.writer(expected).writerows(rows)
+    chunks = list(io.csv_chunks(rows, chunk_bytes=16 * 1024))
+    # one BOM, then exactly what csv.writer writes, in pieces of at least the size asked
+    assert b"".join(chunks).decode() == "\ufeff" + expected.getvalue()
+    assert len(chunks) == 6
+    assert all(len(chunk) >= 16 * 1024 for chunk in chunks[:-1])
+    assert list(io.csv_chunks([])) == ["\ufeff".encode()]
+
+
 def test_export_needs_the_export_permission(signed_in, ann, exported):
     http = signed_in(ann)
     assert http.get("/clients/export.csv").status_code == 403
