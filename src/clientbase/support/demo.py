@@ -10,7 +10,7 @@ from django.db import transaction
 from clientbase.clients.models import Client
 from clientbase.support import services
 from clientbase.support.intake import mail_ingest
-from clientbase.support.models import Department, KbCategory, ReplyTemplate, Ticket
+from clientbase.support.models import Department, Ticket
 
 DEMO_TICKETS = 24
 
@@ -93,23 +93,22 @@ def demo_support_create(*, org, seed: int = 11) -> int:
             sla_urgent=30,
             sla_high=60,
         )
-        ReplyTemplate.objects.bulk_create(
-            [
-                ReplyTemplate(
-                    name="Received, working on it",
-                    body="Hello $client_name,\n\nthank you for ticket #$ticket_number. "
-                    "We are working on it and will write again today.\n\n$agent_name, $company",
-                ),
-                ReplyTemplate(
-                    name="Solved",
-                    body="Hello $client_name,\n\nthe problem is solved. If anything is still "
-                    "wrong, just reply to this mail.\n\n$agent_name",
-                ),
-            ]
+        services.reply_template_save(
+            by=agent,
+            name="Received, working on it",
+            body="Hello $client_name,\n\nthank you for ticket #$ticket_number. "
+            "We are working on it and will write again today.\n\n$agent_name, $company",
         )
-        categories = {}
-        for position, name in enumerate(["Mail", "Billing", "Hosting"]):
-            categories[name] = KbCategory.objects.create(name=name, position=position)
+        services.reply_template_save(
+            by=agent,
+            name="Solved",
+            body="Hello $client_name,\n\nthe problem is solved. If anything is still "
+            "wrong, just reply to this mail.\n\n$agent_name",
+        )
+        categories = {
+            name: services.kb_category_save(by=agent, name=name, position=position)
+            for position, name in enumerate(["Mail", "Billing", "Hosting"])
+        }
         for category, title, keywords, body in _ARTICLES:
             services.article_save(
                 by=agent,

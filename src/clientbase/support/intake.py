@@ -202,8 +202,3 @@ def _is_address(value: str) -> bool:
         return bool(services.clean_emails([value], field="email"))
     except ServiceError:
         return False
-
-
-def recent_inbound(limit: int = 100):
-    """The mail received last, for the operator's log."""
-    return InboundMail.objects.defer("raw").order_by("-received_at", "-id")[:limit]

@@ -358,10 +358,6 @@ def human_size(size: int) -> str:
     return f"{size} bytes"
 
 
-def _attachment_path_for(sha256: str) -> str:
-    return f"tickets/{sha256[:2]}/{sha256}"
-
-
 def store_attachment(message, name: str, content_type: str, content: bytes):
     """Keep a file of a ticket message, stored by digest; one over the limit is listed only."""
     from clientbase.support.models import Attachment
@@ -379,7 +375,7 @@ def store_attachment(message, name: str, content_type: str, content: bytes):
         attachment.save()
         return attachment
     attachment.sha256 = hashlib.sha256(content).hexdigest()
-    path = _attachment_path_for(attachment.sha256)
+    path = attachment.file.field.upload_to(attachment, name)
     storage = attachment.file.storage
     if storage.exists(path):
         attachment.file.name = path

@@ -258,11 +258,6 @@ class Ticket(Owned):
         """Whether the customer has waited past the response deadline."""
         return self.due_at is not None and self.due_at < clock.now()
 
-    @property
-    def awaiting_reply(self) -> bool:
-        """Whether the customer spoke last and waits for us."""
-        return self.status in self.AWAITING
-
 
 class TicketMessage(models.Model):
     """One message of a ticket: the customer's, a staff reply, or an internal note."""

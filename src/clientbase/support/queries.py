@@ -42,14 +42,6 @@ def ticket_get(user, number: str) -> Ticket:
     return ticket
 
 
-def ticket_by_id(user, pk: int) -> Ticket:
-    """One ticket by id (the API's handle), or 404."""
-    ticket = tickets_for(user).filter(pk=pk).select_related("department", "client").first()
-    if ticket is None:
-        raise Http404
-    return ticket
-
-
 @dataclass(frozen=True)
 class TicketFilters:
     """What a ticket list may be narrowed by; every field is optional."""

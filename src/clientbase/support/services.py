@@ -10,7 +10,6 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
@@ -853,6 +852,8 @@ def department_save(
         validate_email(department.email)
     except ValidationError:
         errors["email"] = [_("Enter the support address, e.g. support@example.com.")]
+    if department.org_unit_id is None:
+        errors["org_unit"] = [_("Choose the unit that sees guests' tickets.")]
     if department.escalation != Department.Escalation.NONE and department.escalate_to_id is None:
         errors["escalate_to"] = [_("Choose who is told or takes over overdue tickets.")]
     if department.imap_enabled and not (department.imap_host and department.imap_user):
@@ -1144,11 +1145,6 @@ def survey_answer(*, invitation: SurveyInvitation, answers: dict[int, str]) -> S
             details={"title": survey.title},
         )
     return locked
-
-
-def open_tickets_q() -> Q:
-    """Tickets still to be resolved."""
-    return Q(status__in=Ticket.UNRESOLVED, merged_into=None)
 
 
 # --- knowledge base categories ----------------------------------------------------------------
