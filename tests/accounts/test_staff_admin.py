@@ -40,6 +40,7 @@ def test_administrator_edits_a_role_and_it_applies(signed_in, admin_user, make_u
                 "clients.add_note",
                 "clients.change",
                 "clients.export",
+                "sales.work",
                 "support.work",
             ],
         },
@@ -57,6 +58,7 @@ def test_administrator_edits_a_role_and_it_applies(signed_in, admin_user, make_u
             "clients.add",
             "clients.add_note",
             "clients.change",
+            "sales.work",
             "support.work",
         ],
         "after": [
@@ -65,6 +67,7 @@ def test_administrator_edits_a_role_and_it_applies(signed_in, admin_user, make_u
             "clients.add_note",
             "clients.change",
             "clients.export",
+            "sales.work",
             "support.work",
         ],
     }
@@ -89,6 +92,7 @@ def test_unknown_permission_is_refused(admin_user):
         "clients.add",
         "clients.add_note",
         "clients.change",
+        "sales.work",
         "support.work",
     ]
 

@@ -7,6 +7,13 @@ from clientbase.core.visibility import Scope
 
 _CLIENT_WORK = ["clients.add", "clients.change", "clients.add_note"]
 _BILLING_WORK = ["billing.sell", "billing.invoice", "billing.payment", "billing.refund"]
+_SALES_ALL = [
+    "sales.work",
+    "sales.approve",
+    "sales.kpi",
+    "sales.settings",
+    "marketing.templates",
+]
 _SUPPORT_ALL = [
     "support.work",
     "support.merge",
@@ -39,6 +46,7 @@ DEFAULT_ROLES: list[dict] = [
             "catalog.manage",
             *_BILLING_WORK,
             *_SUPPORT_ALL,
+            *_SALES_ALL,
         ],
     },
     {
@@ -53,13 +61,16 @@ DEFAULT_ROLES: list[dict] = [
             "billing.sell",
             "support.work",
             "support.surveys",
+            "sales.work",
+            "sales.approve",
+            "sales.kpi",
         ],
     },
     {
         "slug": "sales",
         "name": gettext_noop("Sales"),
         "scope": Scope.OWN,
-        "permissions": [*_CLIENT_WORK, "billing.sell", "support.work"],
+        "permissions": [*_CLIENT_WORK, "billing.sell", "support.work", "sales.work"],
     },
     {
         "slug": "billing",

@@ -1,5 +1,5 @@
-"""Pages of the marketing module (its own issue adds them)."""
-
-app_name = "marketing"
+"""Pages of the marketing module: message templates and sending them."""
 
 urlpatterns: list = []
+
+app_name = "marketing"

@@ -8,3 +8,8 @@ class SalesConfig(AppConfig):
     name = "clientbase.sales"
     label = "sales"
     verbose_name = _("Sales")
+
+    def ready(self) -> None:
+        from clientbase.sales import shell
+
+        shell.register()

@@ -1,0 +1,3 @@
+"""Pages of the sales module: deal area."""
+
+urlpatterns: list = []

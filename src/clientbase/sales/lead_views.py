@@ -1,0 +1,3 @@
+"""Pages of the sales module: lead area."""
+
+urlpatterns: list = []
