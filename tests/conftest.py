@@ -7,6 +7,7 @@ from django.test import Client as HttpClient
 from clientbase.accounts.models import OrgUnit, Role, User
 from clientbase.accounts.roles import ensure_default_roles
 from clientbase.accounts.services import org_unit_create, token_create, user_create
+from clientbase.clients.services import client_create
 
 PASSWORD = "correct-horse-battery-9"
 
@@ -105,3 +106,37 @@ def api_client():
 def on_postgres():
     """Whether the suite runs on PostgreSQL."""
     return connection.vendor == "postgresql"
+
+
+# Sales and marketing: two sellers in different teams, their manager, and a client.
+
+
+@pytest.fixture
+def seller(make_user):
+    """A seller in team A who sees only what they own."""
+    return make_user("marie", role="sales", unit="team_a", first_name="Marie", last_name="Dupont")
+
+
+@pytest.fixture
+def other_seller(make_user):
+    """A seller in team B: nothing of team A's is in their sight."""
+    return make_user("minh", role="sales", unit="team_b", first_name="Minh", last_name="Tran")
+
+
+@pytest.fixture
+def sales_manager(make_user):
+    """The branch's manager, who sees both teams."""
+    return make_user("olga", role="manager", unit="branch", first_name="Olga", last_name="Petrova")
+
+
+@pytest.fixture
+def buyer(seller):
+    """A company client of the seller, invoiced in euros."""
+    return client_create(
+        by=seller,
+        name="Atelier Lumière",
+        email="contact@atelier-lumiere.fr",
+        country="FR",
+        currency="EUR",
+        language="fr",
+    )
