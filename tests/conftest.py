@@ -3,6 +3,7 @@
 import pytest
 from django.db import connection
 from django.test import Client as HttpClient
+from hypothesis import settings as hypothesis_settings
 
 from clientbase.accounts.models import OrgUnit, Role, User
 from clientbase.accounts.roles import ensure_default_roles
@@ -10,6 +11,10 @@ from clientbase.accounts.services import org_unit_create, token_create, user_cre
 from clientbase.clients.services import client_create
 
 PASSWORD = "correct-horse-battery-9"
+
+# Speed is measured by the benchmarks, not by tests: a loaded machine must not fail an example.
+hypothesis_settings.register_profile("clientbase", deadline=None)
+hypothesis_settings.load_profile("clientbase")
 
 
 def pytest_collection_modifyitems(config, items):
