@@ -287,12 +287,40 @@ class Deal(Owned):
             models.Index(fields=["stage", "-created_at", "-id"], name="deal_stage_created"),
             models.Index(fields=["stage", "-value_minor", "-id"], name="deal_stage_value"),
             models.Index(fields=["stage", "expected_close", "id"], name="deal_stage_close"),
+            # Won and lost columns: the recently closed first.
+            models.Index(fields=["stage", "-closed_on", "-id"], name="deal_stage_closed"),
             models.Index(fields=["status", "expected_close"], name="deal_status_close"),
             models.Index(fields=["owner", "status"], name="deal_owner_status"),
         ]
 
     def __str__(self) -> str:
         return self.name
+
+
+class DealSummary(Owned):
+    """Running totals of deals per stage, owner, unit, currency and month (SAL-3).
+
+    Kept by the deal services on every create, change and move, so board totals and the
+    forecast read a few thousand rows instead of every deal. `month` is the expected-close
+    month of open deals and the closing month of won and lost ones.
+    """
+
+    key = models.CharField(max_length=120, unique=True, editable=False)
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="+")
+    stage = models.ForeignKey(Stage, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=4)
+    currency = models.CharField(max_length=3)
+    month = models.DateField(null=True, blank=True)
+    count = models.BigIntegerField(default=0)
+    value_minor = models.BigIntegerField(default=0)
+    # The sum of value_minor × probability: divided by 100 once, when read.
+    weighted = models.BigIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["month", "status"], name="deal_summary_month")]
+
+    def __str__(self) -> str:
+        return self.key
 
 
 class Activity(Owned):
@@ -817,6 +845,13 @@ class KpiTarget(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_metric_display()} {self.period_start}–{self.period_end}"
+
+    @property
+    def money(self):
+        """A revenue target as an amount (None for a count)."""
+        from clientbase.core.money import Money
+
+        return Money(self.target, self.currency) if self.currency else None
 
 
 class ReorderRule(models.Model):
