@@ -143,6 +143,7 @@ PROFILE_TABS = (
     "invoices",
     "transactions",
     "tickets",
+    "sales",
 )
 
 
@@ -203,6 +204,10 @@ def client_detail(request: HttpRequest, pk: int) -> HttpResponse:
         from clientbase.support.views import profile_tab as tickets_tab
 
         context |= tickets_tab(request.user, client)
+    elif tab == "sales":
+        from clientbase.sales.activity_views import profile_tab as sales_tab
+
+        context |= sales_tab(request.user, client)
     else:
         context["group"] = queries.group_tree(request.user, client)
     return render(request, "clients/client_detail.html", context)

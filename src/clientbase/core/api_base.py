@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from django.urls import re_path
+from django.utils import timezone
 from django.utils.log import log_response
 from django.views.decorators.csrf import csrf_exempt
 from ninja import Field, NinjaAPI, Schema
@@ -42,11 +43,25 @@ def _storable_text(value: str) -> str:
     return value
 
 
+def _utc_moment(value: dt.datetime) -> dt.datetime:
+    # A time without an offset is read in the company's zone. Every time is kept in UTC, so an
+    # offset the database cannot hold (PostgreSQL stops at ±16 h) never reaches it.
+    if value.utcoffset() is None:
+        value = timezone.make_aware(value.replace(tzinfo=None))
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError as beyond:
+        raise PydanticCustomError("datetime", "The time is out of range") from beyond
+
+
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 """A record id as the API accepts it."""
 
 Text = Annotated[str, AfterValidator(_storable_text)]
 """A string the API accepts: any Unicode text a database can store."""
+
+Moment = Annotated[dt.datetime, AfterValidator(_utc_moment)]
+"""A date and time the API accepts, with or without an offset, returned in UTC."""
 
 
 class FieldError(Schema):
