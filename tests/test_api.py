@@ -248,6 +248,7 @@ def test_me_answers_who_the_token_belongs_to(make_user, org):
             "clients.add",
             "clients.add_note",
             "clients.change",
+            "sales.work",
             "support.work",
         ],
     }

@@ -209,6 +209,13 @@ SUPPORT_ATTACHMENT_MAX_BYTES = env.int("SUPPORT_ATTACHMENT_MAX_BYTES", default=1
 # Automatic answers (acknowledgements) to one sender per hour at most: a loop breaker.
 SUPPORT_AUTOREPLY_PER_HOUR = env.int("SUPPORT_AUTOREPLY_PER_HOUR", default=5)
 
+# --- Sales and messages -------------------------------------------------------------------
+# A quote with a line discounted above this percentage needs approval before it is sent.
+QUOTE_APPROVAL_DISCOUNT = env.float("QUOTE_APPROVAL_DISCOUNT", default=10)
+# The SMS gateway: a dotted path to a backend class. The default keeps texts in the outbox
+# and marks them sent without any network, as Django's email backends do for mail.
+SMS_BACKEND = env.str("SMS_BACKEND", default="clientbase.marketing.sms.OutboxBackend")
+
 # --- Static files -------------------------------------------------------------------------
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"

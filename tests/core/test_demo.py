@@ -267,10 +267,12 @@ def test_demo_command_creates_the_missing_clients_and_shows_the_login(db):
     call_command("demo", "--clients", "12", stdout=out)
     second = out.getvalue()
 
-    # then the first run created 12 clients and the second none; both show the login
-    assert Client.objects.count() == 12
+    # then the first run created 12 clients and the second none (the 13th is the demo lead
+    # converted into a client); both show the login
+    assert Client.objects.count() == 12 + 1
+    assert Client.objects.filter(leads__isnull=False).count() == 1
     assert "Created 12 demo clients" in first
-    assert second.splitlines()[0] == "12 clients already; none created."
+    assert second.splitlines()[0] == "13 clients already; none created."
     for output in (first, second):
         assert output.splitlines()[-1] == f"Demo administrator: admin / {DEMO_PASSWORD}"
     assert User.objects.get(username="admin").check_password(DEMO_PASSWORD)

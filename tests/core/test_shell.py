@@ -12,12 +12,14 @@ def test_navigation_shows_only_allowed_sections(signed_in, make_user, admin_user
     seller_page = signed_in(make_user("seller")).get("/")
     assert [s["key"] for s in seller_page.context["nav_sections"]] == [
         "clients",
+        "sales",
         "billing",
         "support",
     ]
     admin_page = signed_in(admin_user).get("/")
     assert [s["key"] for s in admin_page.context["nav_sections"]] == [
         "clients",
+        "sales",
         "billing",
         "support",
         "reports",
@@ -101,6 +103,11 @@ def test_cron_runs_every_job_and_logs_it(db, time_machine):
         "support_escalate",
         "support_mail_poll",
         "support_mail_retry",
+        "sales_distribute",
+        "sales_deal_totals",
+        "sales_reminders",
+        "sales_reorder_reminders",
+        "sales_contract_renewals",
     }
     assert all(r.status == "ok" and r.run_date == dt.date(2026, 4, 3) for r in runs.values())
     assert runs["prune_idempotency_keys"].result == "1 idempotency key removed"
@@ -108,7 +115,7 @@ def test_cron_runs_every_job_and_logs_it(db, time_machine):
     # running again the same day does no harm
     call_command("cron")
     assert IdempotencyKey.objects.count() == 1
-    assert CronRun.objects.filter(status="ok").count() == 22
+    assert CronRun.objects.filter(status="ok").count() == 32
 
 
 def test_a_failing_job_is_logged_and_others_still_run(db, monkeypatch):

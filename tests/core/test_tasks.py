@@ -17,7 +17,7 @@ def test_run_now_queues_every_job_after_commit(
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         response = client.post("/settings/automation/run/")
     assert response.status_code == 302
-    assert len(callbacks) == 11
+    assert len(callbacks) == 16
     assert sorted(CronRun.objects.values_list("job", "status")) == [
         ("billing_run", "ok"),
         ("clear_sessions", "ok"),
@@ -27,6 +27,11 @@ def test_run_now_queues_every_job_after_commit(
         ("invoices_overdue", "ok"),
         ("prune_automation_log", "ok"),
         ("prune_idempotency_keys", "ok"),
+        ("sales_contract_renewals", "ok"),
+        ("sales_deal_totals", "ok"),
+        ("sales_distribute", "ok"),
+        ("sales_reminders", "ok"),
+        ("sales_reorder_reminders", "ok"),
         ("support_escalate", "ok"),
         ("support_mail_poll", "ok"),
         ("support_mail_retry", "ok"),
@@ -79,7 +84,7 @@ def test_worker_processes_queued_jobs(tmp_path, backend):
     if backend == "redis":
         _clientbase(env, "shell", "-c", "import django_rq; django_rq.get_queue().empty()")
     # when the daily jobs are queued and a worker drains the queue
-    assert _clientbase(env, "cron", "--background").strip() == "11 jobs queued"
+    assert _clientbase(env, "cron", "--background").strip() == "16 jobs queued"
     _clientbase(env, "worker", "--batch")
     # then every job ran once, in the worker
     out = _clientbase(
@@ -94,5 +99,7 @@ def test_worker_processes_queued_jobs(tmp_path, backend):
         "[('billing_run', 'ok'), ('clear_sessions', 'ok'), ('deferred_actions', 'ok'), "
         "('dunning', 'ok'), ('import_uploads', 'ok'), ('invoices_overdue', 'ok'), "
         "('prune_automation_log', 'ok'), ('prune_idempotency_keys', 'ok'), "
-        "('support_escalate', 'ok'), ('support_mail_poll', 'ok'), ('support_mail_retry', 'ok')]"
+        "('sales_contract_renewals', 'ok'), ('sales_deal_totals', 'ok'), "
+        "('sales_distribute', 'ok'), ('sales_reminders', 'ok'), "
+        "('sales_reorder_reminders', 'ok'), ('support_escalate', 'ok'), ('support_mail_poll', 'ok'), ('support_mail_retry', 'ok')]"
     )

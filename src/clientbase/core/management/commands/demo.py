@@ -1,12 +1,30 @@
 """`clientbase demo --clients N`: the demo organisation, its staff and N clients."""
 
 from django.core.management.base import BaseCommand, CommandError
+from django.test import override_settings
 
 from clientbase.billing.demo import demo_billing_create
 from clientbase.catalog.demo import demo_catalog
 from clientbase.core.demo import DEMO_PASSWORD, ensure_demo_org
 from clientbase.core.demo_clients import BATCH_SIZE, DEFAULT_SEED, demo_clients_create
+from clientbase.marketing.demo import demo_templates_create
+from clientbase.sales.activity_demo import demo_activity_create
+from clientbase.sales.deal_demo import demo_deal_create
+from clientbase.sales.kpi_demo import demo_kpi_create
+from clientbase.sales.lead_demo import demo_lead_create
+from clientbase.sales.quote_demo import demo_quote_create
 from clientbase.support.demo import demo_support_create
+
+# The sales CRM's demo, in an order where each finds what it builds on (deals before the
+# leads whose conversion would make deals of its own); each makes nothing when rerun.
+SALES_DEMO = [
+    (demo_templates_create, "message templates"),
+    (demo_deal_create, "deals"),
+    (demo_lead_create, "leads"),
+    (demo_activity_create, "activities"),
+    (demo_quote_create, "quotes and contracts"),
+    (demo_kpi_create, "KPI targets"),
+]
 
 # A progress line every this many clients, so a million-client run shows it is alive.
 PROGRESS_EVERY = 100_000
@@ -66,4 +84,10 @@ class Command(BaseCommand):
         tickets = demo_support_create(org=org)
         if tickets:
             self.stdout.write(f"Opened {tickets} demo support tickets.")
+        for create, what in SALES_DEMO:
+            # Demo records mail nobody: a quote "sent" in the demo stays in memory.
+            with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"):
+                made = create(org=org, seed=seed)
+            if made:
+                self.stdout.write(f"Made {made} demo {what}.")
         self.stdout.write(self.style.SUCCESS(f"Demo administrator: admin / {DEMO_PASSWORD}"))
