@@ -764,3 +764,23 @@ def test_the_region_manager_and_the_administrator_reach_team_b(api_client, two_t
     response = _patch(http, f"/api/v1/clients/{b1.pk}", {"phone": "+33600000000"})
     assert response.status_code == 200
     assert response.json()["phone"] == "+33600000000"
+
+
+def _subclasses(cls) -> list[type]:
+    found = []
+    for sub in cls.__subclasses__():
+        found += [sub, *_subclasses(sub)]
+    return found
+
+
+def test_every_api_schema_has_a_name_of_its_own():
+    # given every router mounted
+    from ninja import Schema
+
+    import clientbase.api  # noqa: F401
+
+    # then no two schemas share a name: OpenAPI keeps one per name, so a second would
+    # silently describe the first's answers
+    names = [c.__name__ for c in _subclasses(Schema) if c.__module__.startswith("clientbase.")]
+    assert len(names) > 100
+    assert sorted({name for name in names if names.count(name) > 1}) == []

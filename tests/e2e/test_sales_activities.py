@@ -3,7 +3,6 @@ client's Sales tab, tick a to-do, read the calendar by week, month and day, and 
 who have stopped ordering."""
 
 import datetime as dt
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -16,26 +15,9 @@ from clientbase.core import clock
 from clientbase.sales.activity_services import activity_create
 from clientbase.sales.models import Activity, ReorderRule
 from tests.conftest import PASSWORD
-
-SHOTS = Path("/tmp/shots")
+from tests.e2e.test_billing_flow import _shot, _watch
 
 pytestmark = pytest.mark.e2e
-
-
-def _shot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.mouse.move(0, 0)
-    page.wait_for_timeout(150)
-    # caret="initial": hiding the caret leaves style="" on inputs, which htmx then copies
-    # onto the swapped ones, against the content security policy.
-    page.screenshot(path=str(SHOTS / f"activities_{name}.png"), full_page=True, caret="initial")
-
-
-def _watch(page) -> list[str]:
-    problems = []
-    page.on("console", lambda m: m.type == "error" and problems.append(f"console: {m.text}"))
-    page.on("pageerror", lambda error: problems.append(f"script: {error}"))
-    return problems
 
 
 def test_log_schedule_tick_and_read_the_calendar(live_server, page, sign_in):
@@ -95,7 +77,7 @@ def test_log_schedule_tick_and_read_the_calendar(live_server, page, sign_in):
     page.click("#qa-schedule")
     expect(page.locator("#activity-upcoming")).to_contain_text("Visit the workshop")
     expect(page.locator("#activity-next")).to_contain_text("Send the price list")
-    _shot(page, "client_sales_tab")
+    _shot(page, "activities_client_sales_tab")
     # A reminder after the meeting is refused in the panel, and nothing is saved.
     page.fill("#qa-subject", "Too late a reminder")
     page.fill("#qa-due", f"{tomorrow}T10:00")
@@ -105,7 +87,7 @@ def test_log_schedule_tick_and_read_the_calendar(live_server, page, sign_in):
         "The reminder must come before the activity."
     )
     assert not Activity.objects.filter(subject="Too late a reminder").exists()
-    _shot(page, "panel_refused")
+    _shot(page, "activities_panel_refused")
     # Reschedule the meeting from the panel.
     meeting = Activity.objects.get(subject="Visit the workshop")
     row = page.locator(f"#activity-{meeting.pk}")
@@ -119,7 +101,7 @@ def test_log_schedule_tick_and_read_the_calendar(live_server, page, sign_in):
     # The to-do list: tick the late to-do.
     page.goto("/sales/todo/")
     expect(page.locator("#todo-overdue")).to_contain_text("Send the price list")
-    _shot(page, "todo")
+    _shot(page, "activities_todo")
     page.click(f"#todo-{late.pk} .todo-tick")
     expect(page.locator(f"#todo-{late.pk}.todo-done")).to_be_visible()
     late.refresh_from_db()
@@ -128,19 +110,19 @@ def test_log_schedule_tick_and_read_the_calendar(live_server, page, sign_in):
     # The calendar: week, month and day.
     page.goto(f"/sales/calendar/?date={tomorrow}")
     expect(page.locator("#calendar-grid")).to_contain_text("Visit the workshop")
-    _shot(page, "calendar_week")
+    _shot(page, "activities_calendar_week")
     page.click("#cal-view-month")
     expect(page.locator("#calendar-grid")).to_contain_text("Visit the workshop")
-    _shot(page, "calendar_month")
+    _shot(page, "activities_calendar_month")
     page.goto(f"/sales/calendar/?view=day&date={tomorrow}")
     expect(page.locator("#calendar-grid")).to_contain_text("Visit the workshop")
-    _shot(page, "calendar_day")
+    _shot(page, "activities_calendar_day")
 
     # The activity list and the clients who stopped ordering.
     page.goto("/sales/activities/")
     expect(page.locator("#activity-table")).to_contain_text("Asked about the spring offer")
-    _shot(page, "list")
+    _shot(page, "activities_list")
     page.goto("/sales/reorder/")
     expect(page.locator("#reorder-table")).to_contain_text("Atelier Lumière")
-    _shot(page, "reorder")
+    _shot(page, "activities_reorder")
     assert problems == []

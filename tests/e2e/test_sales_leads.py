@@ -2,8 +2,6 @@
 a call on the card, move it, convert it into a client; an administrator sets up distribution
 and a web form whose post becomes a lead."""
 
-from pathlib import Path
-
 import pytest
 from django.test import Client as HttpClient
 from playwright.sync_api import expect
@@ -13,23 +11,9 @@ from clientbase.accounts.services import org_unit_create, user_create
 from clientbase.clients.services import client_create
 from clientbase.sales.models import Lead
 from tests.conftest import PASSWORD
+from tests.e2e.test_billing_flow import _shot, _watch
 
 pytestmark = pytest.mark.e2e
-SHOTS = Path("/tmp/shots")
-
-
-def _shot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.mouse.move(0, 0)
-    page.wait_for_timeout(200)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
-def _watch(page) -> list[str]:
-    problems = []
-    page.on("console", lambda m: m.type == "error" and problems.append(f"console: {m.text}"))
-    page.on("pageerror", lambda error: problems.append(f"script: {error}"))
-    return problems
 
 
 def _user(username: str, role: str, unit, first: str):

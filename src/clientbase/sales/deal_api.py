@@ -149,7 +149,7 @@ class PipelineOut(Schema):
         return sorted(pipeline.stages.all(), key=lambda s: (s.position, s.id))
 
 
-class StageIn(Schema):
+class StageSettingsIn(Schema):
     """A stage to add or change."""
 
     id: Id | None = Field(None, description="an existing stage to change; none to add one")
@@ -166,7 +166,7 @@ class PipelineIn(Schema):
     name: Annotated[Text, StringConstraints(min_length=1, max_length=100)]
     kind: Literal["lead", "deal"] = "deal"
     active: bool = True
-    stages: list[StageIn] = []
+    stages: list[StageSettingsIn] = []
 
 
 class PipelinePatch(Schema):
@@ -174,7 +174,7 @@ class PipelinePatch(Schema):
 
     name: Annotated[Text, StringConstraints(min_length=1, max_length=100)] | None = None
     active: bool | None = None
-    stages: list[StageIn] = []
+    stages: list[StageSettingsIn] = []
     order: list[Id] | None = Field(None, description="every stage id in the new board order")
 
 
@@ -357,7 +357,7 @@ def pipeline_list(request: HttpRequest, kind: Literal["lead", "deal"] | None = N
     return pipelines.filter(kind=kind) if kind else pipelines
 
 
-def _save_stages(request: HttpRequest, pipeline: Pipeline, stages: list[StageIn]) -> None:
+def _save_stages(request: HttpRequest, pipeline: Pipeline, stages: list[StageSettingsIn]) -> None:
     for index, item in enumerate(stages):
         stage = None
         if item.id is not None:

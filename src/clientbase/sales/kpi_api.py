@@ -70,7 +70,7 @@ def _money(amount: Money) -> dict:
 # ----------------------------------------------------------------------------- schemas
 
 
-class MoneyOut(Schema):
+class KpiAmountOut(Schema):
     """An amount: a decimal string in major units, and its currency."""
 
     amount: str = Field(examples=["1250.50"])
@@ -132,9 +132,9 @@ class MetricOut(Schema):
     target: str | None = Field(description="a count, or for revenue an amount")
     target_currency: str
     actual: int | None = Field(description="the count done; null for revenue")
-    revenue: list[MoneyOut] = Field(description="for revenue: per currency")
+    revenue: list[KpiAmountOut] = Field(description="for revenue: per currency")
     percent: str | None = Field(description="of the target achieved, to 0.1")
-    commission: list[MoneyOut]
+    commission: list[KpiAmountOut]
 
 
 class MemberOut(Schema):
@@ -154,7 +154,7 @@ class KpiOut(Schema):
     period_start: dt.date
     period_end: dt.date
     metrics: list[MetricOut]
-    commission: list[MoneyOut]
+    commission: list[KpiAmountOut]
     members: list[MemberOut] = Field(description="for a team: each person's measures")
 
 

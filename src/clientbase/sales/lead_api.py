@@ -67,7 +67,7 @@ Short = Annotated[Text, StringConstraints(max_length=200)]
 Kind = Literal["individual", "company"]
 
 
-class ContactOut(Schema):
+class LeadContactOut(Schema):
     """Another person at the lead's company."""
 
     id: int
@@ -117,7 +117,7 @@ class LeadOut(Schema):
 class LeadDetailOut(LeadOut):
     """A lead with its contacts."""
 
-    contacts: list[ContactOut]
+    contacts: list[LeadContactOut]
 
     @staticmethod
     def resolve_contacts(lead) -> list:
@@ -179,7 +179,7 @@ class LeadPatch(Schema):
     version: int | None = None
 
 
-class ContactIn(Schema):
+class LeadContactIn(Schema):
     """A person to add to the lead."""
 
     name: Short
@@ -188,7 +188,7 @@ class ContactIn(Schema):
     phone: Annotated[Text, StringConstraints(max_length=32)] = ""
 
 
-class ConvertIn(Schema):
+class LeadConvertIn(Schema):
     """How to convert: open a deal (its name and value), or attach to an existing client."""
 
     create_deal: bool = True
@@ -285,7 +285,7 @@ def lead_update(request: HttpRequest, lead_id: Id, payload: LeadPatch):
     response={200: ConvertOut, **problems(400, 403, 404, 409, 422)},
     summary="Convert a lead into a client",
 )
-def lead_convert(request: HttpRequest, lead_id: Id, payload: ConvertIn):
+def lead_convert(request: HttpRequest, lead_id: Id, payload: LeadConvertIn):
     """Make the lead a client (and a deal); run twice it answers with the first conversion.
 
     If a client already has the lead's email the answer is a 409 naming it: send
@@ -326,7 +326,7 @@ def lead_convert(request: HttpRequest, lead_id: Id, payload: ConvertIn):
 
 @router.get(
     "/leads/{lead_id}/contacts",
-    response={200: list[ContactOut], **problems(404, 422)},
+    response={200: list[LeadContactOut], **problems(404, 422)},
     summary="List a lead's contacts",
 )
 def lead_contacts(request: HttpRequest, lead_id: Id):
@@ -336,10 +336,10 @@ def lead_contacts(request: HttpRequest, lead_id: Id):
 
 @router.post(
     "/leads/{lead_id}/contacts",
-    response={201: ContactOut, **problems(400, 403, 404, 422)},
+    response={201: LeadContactOut, **problems(400, 403, 404, 422)},
     summary="Add a contact to a lead",
 )
-def lead_contact_add(request: HttpRequest, lead_id: Id, payload: ContactIn):
+def lead_contact_add(request: HttpRequest, lead_id: Id, payload: LeadContactIn):
     """Add a person; email and phone are checked and normalised."""
     lead = _workable(request, lead_id)
     return Status(201, services.lead_contact_add(by=request.user, lead=lead, **payload.dict()))

@@ -66,7 +66,7 @@ def _ref(model, request: HttpRequest, pk: int | None, field: str):
 # ----------------------------------------------------------------------------- schemas
 
 
-class LineOut(Schema):
+class QuoteLineOut(Schema):
     """A quote line, priced as an invoice line (amounts in minor units)."""
 
     id: int
@@ -113,7 +113,7 @@ class QuoteDetailOut(QuoteOut):
 
     notes: str
     needs_approval: bool
-    lines: list[LineOut]
+    lines: list[QuoteLineOut]
 
     @staticmethod
     def resolve_needs_approval(quote) -> bool:
@@ -124,7 +124,7 @@ class QuoteDetailOut(QuoteOut):
         return list(quote.lines.all())
 
 
-class LineIn(Schema):
+class QuoteLineIn(Schema):
     """A line: from the catalogue (`product_id`: its name and price unless given) or free."""
 
     product_id: Id | None = None
@@ -146,7 +146,7 @@ class QuoteIn(Schema):
     issued_on: dt.date | None = None
     valid_until: dt.date | None = Field(None, description="default: 30 days after the date")
     notes: Text = Field("", max_length=10_000)
-    lines: list[LineIn] = Field([], max_length=500)
+    lines: list[QuoteLineIn] = Field([], max_length=500)
 
 
 class QuotePatch(Schema):
@@ -159,14 +159,14 @@ class QuotePatch(Schema):
     version: int | None = None
 
 
-class StageIn(Schema):
+class QuoteStageIn(Schema):
     """The stage to move to; a lost quote says why."""
 
     stage: StageName
     reason: Text = Field("", max_length=200)
 
 
-class NoteIn(Schema):
+class ApprovalNoteIn(Schema):
     """A note with an approval request or decision (required to reject)."""
 
     note: Text = Field("", max_length=500)
@@ -178,7 +178,7 @@ class SendIn(Schema):
     to: Text = Field("", max_length=254)
 
 
-class ConvertIn(Schema):
+class QuoteConvertIn(Schema):
     """What the quote becomes."""
 
     to: Literal["invoice", "contract"]
@@ -240,7 +240,9 @@ class RenewIn(Schema):
 # ----------------------------------------------------------------------------- quotes
 
 
-def _line_spec(request: HttpRequest, quote_currency: str, line: LineIn) -> services.QuoteLineSpec:
+def _line_spec(
+    request: HttpRequest, quote_currency: str, line: QuoteLineIn
+) -> services.QuoteLineSpec:
     if line.product_id is not None:
         product = Product.objects.filter(pk=line.product_id, active=True).first()
         if product is None:
@@ -344,7 +346,7 @@ def quote_update(request: HttpRequest, quote_id: Id, payload: QuotePatch):
     response={201: QuoteDetailOut, **problems(400, 403, 404, 409, 422)},
     summary="Add a line",
 )
-def quote_line_add(request: HttpRequest, quote_id: Id, payload: LineIn):
+def quote_line_add(request: HttpRequest, quote_id: Id, payload: QuoteLineIn):
     """Add a line from the catalogue or a free one; the totals follow."""
     quote = _workable(request, quote_id)
     spec = _line_spec(request, quote.currency, payload)
@@ -364,7 +366,7 @@ def _line(quote: Quote, line_id: int) -> QuoteLine:
     response={200: QuoteDetailOut, **problems(400, 403, 404, 409, 422)},
     summary="Rewrite a line",
 )
-def quote_line_update(request: HttpRequest, quote_id: Id, line_id: Id, payload: LineIn):
+def quote_line_update(request: HttpRequest, quote_id: Id, line_id: Id, payload: QuoteLineIn):
     """Replace a line of an editable quote."""
     quote = _workable(request, quote_id)
     line = _line(quote, line_id)
@@ -390,7 +392,7 @@ def quote_line_delete(request: HttpRequest, quote_id: Id, line_id: Id):
     response={200: QuoteDetailOut, **problems(400, 403, 404, 409, 422)},
     summary="Move a quote to another stage",
 )
-def quote_stage(request: HttpRequest, quote_id: Id, payload: StageIn):
+def quote_stage(request: HttpRequest, quote_id: Id, payload: QuoteStageIn):
     """Allowed moves: draft → negotiation, sent, on hold, lost, cancelled; sent → accepted…;
     a refused move is a 409 that says why. Sent with discounts above the threshold needs
     approval first."""
@@ -410,7 +412,7 @@ def quote_approval(
     request: HttpRequest,
     quote_id: Id,
     action: Literal["request", "approve", "reject"],
-    payload: NoteIn,
+    payload: ApprovalNoteIn,
 ):
     """`request` needs sales.work; `approve` and `reject` need sales.approve (a rejection
     says why in `note`)."""
@@ -442,7 +444,7 @@ def quote_send(request: HttpRequest, quote_id: Id, payload: SendIn):
     response={200: QuoteDetailOut, **problems(400, 403, 404, 409, 422)},
     summary="Convert a quote to an invoice or a contract",
 )
-def quote_convert(request: HttpRequest, quote_id: Id, payload: ConvertIn):
+def quote_convert(request: HttpRequest, quote_id: Id, payload: QuoteConvertIn):
     """Copy an accepted quote's lines into a draft invoice or a contract, linked both ways;
     run twice, the first result is returned. A quote for a lead not yet converted is a 422.
     The invoice is a draft: sales.work suffices; issuing it stays with billing."""

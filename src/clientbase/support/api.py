@@ -183,7 +183,7 @@ class AttachmentOut(Schema):
         return reverse("support:attachment", args=[attachment.pk])
 
 
-class MessageOut(Schema):
+class TicketMessageOut(Schema):
     """One message of a ticket: the customer's, our reply, or an internal note."""
 
     id: int
@@ -218,7 +218,7 @@ class TicketDetailOut(TicketOut):
     """A ticket with its whole thread, internal notes included."""
 
     merged_into_number: str | None
-    messages: list[MessageOut]
+    messages: list[TicketMessageOut]
 
     @staticmethod
     def resolve_merged_into_number(ticket) -> str | None:
@@ -271,20 +271,20 @@ class ReplyIn(Schema):
     version: int | None = Field(None, ge=1)
 
 
-class NoteIn(Schema):
+class TicketNoteIn(Schema):
     """An internal note: never mailed, never shown to the customer."""
 
     body: Body
 
 
-class AssignIn(Schema):
+class TicketAssignIn(Schema):
     """Who takes the ticket (null: nobody), with an optional note for them."""
 
     assignee_id: Id | None
     note: Note = ""
 
 
-class TransferIn(Schema):
+class TicketTransferIn(Schema):
     """The department (and person) the ticket moves to, with an optional note."""
 
     department_id: Id
@@ -292,7 +292,7 @@ class TransferIn(Schema):
     note: Note = ""
 
 
-class MergeIn(Schema):
+class TicketMergeIn(Schema):
     """The ticket this one is folded into."""
 
     into_id: Id = Field(description="receives the messages; this ticket stays as a pointer")
@@ -418,7 +418,7 @@ def ticket_reply(request: HttpRequest, ticket_id: Id, payload: ReplyIn):
     response={200: TicketDetailOut, **problems(400, 403, 404, 409, 422)},
     summary="Add an internal note",
 )
-def ticket_note(request: HttpRequest, ticket_id: Id, payload: NoteIn):
+def ticket_note(request: HttpRequest, ticket_id: Id, payload: TicketNoteIn):
     """A note for colleagues; the customer never sees it."""
     ticket = _workable(request, ticket_id)
     services.ticket_note(by=request.user, ticket=ticket, body=payload.body)
@@ -430,7 +430,7 @@ def ticket_note(request: HttpRequest, ticket_id: Id, payload: NoteIn):
     response={200: TicketDetailOut, **problems(400, 403, 404, 409, 422)},
     summary="Assign a ticket",
 )
-def ticket_assign(request: HttpRequest, ticket_id: Id, payload: AssignIn):
+def ticket_assign(request: HttpRequest, ticket_id: Id, payload: TicketAssignIn):
     """Give the ticket to an active user, or to nobody; the note is kept as internal."""
     ticket = _workable(request, ticket_id)
     assignee = _user_ref(payload.assignee_id, "assignee_id")
@@ -444,7 +444,7 @@ def ticket_assign(request: HttpRequest, ticket_id: Id, payload: AssignIn):
     response={200: TicketDetailOut, **problems(400, 403, 404, 409, 422)},
     summary="Move a ticket to another department",
 )
-def ticket_transfer(request: HttpRequest, ticket_id: Id, payload: TransferIn):
+def ticket_transfer(request: HttpRequest, ticket_id: Id, payload: TicketTransferIn):
     """The response deadline follows the new department's rules."""
     ticket = _workable(request, ticket_id)
     department = _department_ref(payload.department_id, "department_id")
@@ -489,7 +489,7 @@ def ticket_reopen(request: HttpRequest, ticket_id: Id):
     response={200: TicketDetailOut, **problems(400, 403, 404, 409, 422)},
     summary="Merge a ticket into another",
 )
-def ticket_merge(request: HttpRequest, ticket_id: Id, payload: MergeIn):
+def ticket_merge(request: HttpRequest, ticket_id: Id, payload: TicketMergeIn):
     """Move this ticket's messages to `into_id`, which is returned; this one stays closed
     as a pointer to it."""
     ticket = _workable(request, ticket_id)
