@@ -9,6 +9,7 @@ subclass of `BaseBackend` whose `send()` raises `SmsError` when the gateway refu
 from __future__ import annotations
 
 import sys
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -58,11 +59,12 @@ def sms_length(text: str) -> SmsLength:
     return SmsLength(units, encoding, -(-units // multi), multi)
 
 
-class BaseBackend:
+class BaseBackend(ABC):
     """A gateway: `send()` hands over one message or raises SmsError."""
 
+    @abstractmethod
     def send(self, to: str, body: str) -> None:
-        raise NotImplementedError
+        """Hand one text to the gateway."""
 
 
 class OutboxBackend(BaseBackend):

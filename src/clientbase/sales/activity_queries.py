@@ -138,7 +138,7 @@ class TodoList:
     done_today: list[Activity]
 
 
-TODO_UPCOMING = 100
+UPCOMING_ON_THE_LIST = 100
 
 
 def todo_for(user) -> TodoList:
@@ -151,7 +151,7 @@ def todo_for(user) -> TodoList:
     return TodoList(
         overdue=list(undone.filter(due_at__lt=now)),
         today=list(undone.filter(due_at__gte=now, due_at__lt=end)),
-        upcoming=list(undone.filter(due_at__gte=end)[:TODO_UPCOMING]),
+        upcoming=list(undone.filter(due_at__gte=end)[:UPCOMING_ON_THE_LIST]),
         done_today=list(mine.filter(done_at__gte=start, done_at__lt=end).order_by("-done_at")),
     )
 
