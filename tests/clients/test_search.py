@@ -303,6 +303,30 @@ def test_postgresql_uses_the_trigram_index(base):
     assert "clients_client_search_trgm" in plan
 
 
+def _statistics_target() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT attstattarget FROM pg_attribute WHERE attrelid = %s::regclass AND attnum = 1",
+            [search.PG_INDEX],
+        )
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.postgres
+def test_the_planner_samples_enough_documents_also_after_a_rebuild(base):
+    # Set by migration 0014; a rebuilt index (after a load, or a dropped column) gets it too.
+    assert _statistics_target() == search.PG_STATISTICS == 1000
+    migration = importlib.import_module(
+        "clientbase.clients.migrations.0014_search_index_statistics"
+    )
+    assert migration.STATISTICS == search.PG_STATISTICS
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute(f"DROP INDEX {search.PG_INDEX}")
+    assert search.ensure_search_index() is True
+    assert _statistics_target() == 1000
+
+
 @pytest.mark.postgres
 def test_an_index_from_before_punctuation_was_joined_is_built_again(base, admin_user):
     columns = " || E'\\n' || ".join(f'"{c}"' for c in search.DOCUMENT_COLUMNS)
@@ -355,6 +379,29 @@ def test_a_contact_phone_is_a_duplicate_phone(base, ann, bob):
         Duplicate(client=base["romashka"], field="phone", visible=False),
         Duplicate(client=base["petrov"], field="phone", visible=False),
     ]
+
+
+def test_a_client_found_by_one_identifier_is_listed_for_another_only_among_its_newest(ann, bob):
+    # given six clients sharing a phone, the oldest of them also sharing the email typed
+    sharing = [
+        make_client(ann if n % 2 else bob, name=f"Share {n}", phone="+33611111111")
+        for n in range(6)
+    ]
+    Client.everything.filter(pk=sharing[0].pk).update(email="first@example.com")
+    contact = Contact.objects.create(client=sharing[1], last_name="Martin")
+    ContactPhone.objects.create(contact=contact, type="mobile", number="+33622222222")
+    # when the check runs with the email and the phone
+    found = find_duplicates(user=ann, email="First@Example.com", phone="+33611111111")
+    # then the email lists the oldest; the phone only the newest five, the oldest left out
+    assert [(d.client.pk, d.field, d.visible) for d in found] == [
+        (sharing[0].pk, "email", False),
+        *((c.pk, "phone", bool(n % 2)) for n, c in reversed(list(enumerate(sharing)))),
+    ][:6]
+    # and a contact's phone counts beside the client's own, the newest first
+    found = find_duplicates(user=bob, phone="+33622222222", tax_id="none")
+    assert [(d.client.pk, d.field, d.visible) for d in found] == [(sharing[1].pk, "phone", False)]
+    found = find_duplicates(user=bob, phone="+33611111111", exclude_id=sharing[5].pk)
+    assert [d.client.pk for d in found] == [c.pk for c in reversed(sharing[:5])]
 
 
 def test_duplicate_check_is_two_queries(base, ann, django_assert_num_queries):
@@ -639,6 +686,37 @@ def test_results_do_not_depend_on_the_window_walked_first(
     assert (numbers(page.items), page.next_after) == (["CL-00103", "CL-00102"], base["romashka"].pk)
     page = keyset_page(found, after=page.next_after, size=2)
     assert (numbers(page.items), page.next_after) == (["CL-00101"], None)
+
+
+@pytest.mark.parametrize(("window", "walk_on"), [(1, 1), (1, 2), (1, 5000), (2, 1), (2, 3)])
+def test_quick_search_finds_the_same_however_far_it_walks_on(
+    base, admin_user, ann, bob, monkeypatch, window, walk_on
+):
+    make_client(bob, number="CL-00106", name="Newest Stranger")
+    monkeypatch.setattr(search, "WINDOW", window)
+    monkeypatch.setattr(search, "SQLITE_WINDOW", window)
+    monkeypatch.setattr(search, "WALK_ON_ROWS", walk_on)
+    assert numbers(quick_search(admin_user, "example", limit=4)) == [
+        "CL-00106",
+        "CL-00105",
+        "CL-00104",
+        "CL-00103",
+    ]
+    assert numbers(quick_search(ann, "example")) == ["CL-00104", "CL-00102", "CL-00101"]
+    assert numbers(quick_search(ann, "example", limit=2)) == ["CL-00104", "CL-00102"]
+    assert numbers(quick_search(bob, "example")) == ["CL-00106", "CL-00105", "CL-00103"]
+    assert numbers(quick_search(bob, "petrov")) == ["CL-00105"]
+    assert numbers(quick_search(ann, "dupont")) == []
+    # Of a common fragment's older matches, only about the newest one is looked at.
+    monkeypatch.setattr(search, "QUICK_CANDIDATES", 1)
+    assert (
+        numbers(quick_search(admin_user, "example", limit=3))
+        == [
+            "CL-00106",
+            "CL-00105",
+            "CL-00104",
+        ][: window + 1]
+    )
 
 
 def test_quick_search_checks_only_about_the_newest_older_matches(base, ann, monkeypatch):
