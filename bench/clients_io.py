@@ -3,7 +3,8 @@
 1. A CSV of --rows realistic clients (demo names, addresses, valid phones and tax ids in
    four markets), with a few broken rows and some emails repeated, written to disk.
 2. Its import (validation, de-duplication, bulk writes with history), then the same file
-   again, which must change nothing; rows a second and the process's peak memory.
+   again, which must change nothing; rows a second and the process's peak memory (and that
+   of its child processes: the import reads and checks a big file in a second process).
 3. The export of every client to CSV (and to XLSX), rows a second.
 4. Baselines: the same client rows (and their audit and newsfeed rows) inserted again by
    one raw executemany or COPY, and the exported columns read by raw SQL into csv.writer.
@@ -60,6 +61,12 @@ def _positive(text: str) -> int:
 def _peak_rss_mb() -> float:
     """The process's peak resident memory so far (Linux reports KiB)."""
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _children_peak_rss_mb() -> float:
+    """The peak resident memory of the largest child process that has ended (the file's
+    writer, or the import's reading process)."""
+    return round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
 
 
 def _rss_now_mb() -> float:
@@ -293,10 +300,15 @@ def run(argv: list[str]) -> dict:
     figures["rss_before_import_mb"] = _rss_now_mb()
     figures["peak_rss_before_import_mb"] = _peak_rss_mb()
 
+    children_before = _children_peak_rss_mb()
     first, seconds = import_file(path, user)
     figures["import_seconds"] = round(seconds, 1)
     figures["import_rows_per_second"] = round(options.rows / seconds)
     figures["import_peak_rss_mb"] = _peak_rss_mb()
+    # The reading process (a fork, for a file of PARALLEL_FROM_BYTES and more) is not in
+    # the figure above; ended children are, here (the file writer's too, before it).
+    figures["children_peak_rss_before_import_mb"] = children_before
+    figures["children_peak_rss_after_import_mb"] = _children_peak_rss_mb()
     figures["imported"] = {
         "created": first.created,
         "updated": first.updated,

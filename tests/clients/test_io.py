@@ -1856,3 +1856,151 @@ def test_export_has_the_custom_fields_but_never_the_secret_ones(admin_user):
     assert rows[1][-2:] == ["'=HYPERLINK(1)", "Yes"]
     assert "1234" not in rows[1]
     assert "PIN" not in rows[0]
+
+
+# --- the reading process ---------------------------------------------------------------------
+
+READER_HEADERS = ["Client number", "Name", "Email", "Owner", "Phone", "Tax id", "Country", "Kind"]
+
+
+def reader_rows(alpha: Client) -> list[list]:
+    """Rows with an error of every kind a reader or the importer finds, around the owner."""
+    return [
+        READER_HEADERS,
+        ["", "Gamma", "gamma@example.com", "ann", "06 12 34 56 78", "732829320", "FR", "company"],
+        ["", "Delta", "delta.example.com", "ghost", "+1 555", "", "XX", ""],  # 3 before, 1 after
+        ["", "Eta", "eta@example.com", "ghost", "01 99 00 11 88", "123", "FR", "individual"],
+        ["", "Theta", "GAMMA@example.com", "ann", "", "", "", ""],  # gamma's email again
+        ["", "Iota", "iota@example.com", "ann", "+7 912 345-67-89", "7707083893", "RU", ""],
+        ["", "Kappa", "kappa@example.com", "", "12", "", "FR", ""],
+        ["", "Lambda", "lambda@example.com", "ann", "", "123", "FR", "company"],
+        # matches alpha, which is Russian: the phone is checked for Russia, not ahead for none
+        [alpha.number, "", "", "", "8 912 345 67 89", "", "", ""],
+    ]
+
+
+@pytest.fixture
+def beside(monkeypatch):
+    """Every file read and checked in a second process; how many were."""
+    forked = []
+    real_copy = io._worker_copy
+
+    def copy(source):
+        chosen = real_copy(source)
+        forked.append(chosen is not None)
+        return chosen
+
+    monkeypatch.setattr(io, "PARALLEL_FROM_BYTES", 0)
+    monkeypatch.setattr(io, "_SENT_ROWS", 2)
+    monkeypatch.setattr(io, "_worker_copy", copy)
+    return forked
+
+
+def test_a_second_reading_process_reports_and_writes_what_one_process_does(
+    mia, ann, beside, monkeypatch
+):
+    # given a Russian client and a file with rows of every kind, over chunks of three rows
+    monkeypatch.setattr(io, "CHUNK_ROWS", 3)
+    alpha = client_create(by=mia, owner=ann, name="Alpha", email="alpha@example.com", country="RU")
+    upload = text_file(reader_rows(alpha))
+    # when it is checked in one process, then in two
+    monkeypatch.setattr(io, "PARALLEL_FROM_BYTES", 10**9)
+    alone = run(upload, mia, dry_run=True)
+    monkeypatch.setattr(io, "PARALLEL_FROM_BYTES", 0)
+    together = run(upload, mia, dry_run=True)
+    # then both say the same, row by row, in the same order; only the second forked
+    assert beside == [False, True]
+    assert errors_of(together) == errors_of(alone)
+    assert counts(together) == counts(alone) == (2, 1, 0, 5)
+    assert errors_of(together) == [
+        (3, "Email", "An email address has an @, as in name@example.com."),
+        (3, "Owner", "No active user has the username “ghost”."),
+        (3, "Country", "Unknown country “XX”: use a two-letter code such as FR, RU or VN."),
+        (4, "Owner", "No active user has the username “ghost”."),
+        (5, "Email", "This email is also in row 2 of this file."),
+        (7, "Phone", "This phone number is too short: check for a missing digit."),
+        (
+            8,
+            "Tax id",
+            "A French company is identified by its SIREN (9 digits), SIRET (14 digits) or VAT "
+            "number (FR and 11 characters); this one has 3 digits.",
+        ),
+    ]
+    # and the import in two processes writes what it counted
+    result = run(upload, mia)
+    assert counts(result) == (2, 1, 0, 5)
+    assert errors_of(result) == errors_of(alone)
+    alpha.refresh_from_db()
+    assert alpha.phone == "+79123456789"
+    gamma = Client.objects.get(email="gamma@example.com")
+    assert (gamma.phone, gamma.tax_id, gamma.owner) == ("+33612345678", "732829320", ann)
+    iota = Client.objects.get(email="iota@example.com")
+    assert (iota.phone, iota.tax_id, iota.country) == ("+79123456789", "7707083893", "RU")
+    # and a second import of the same file changes nothing
+    before = snapshot_base()
+    again = run(upload, mia)
+    assert counts(again) == (0, 0, 3, 5)
+    assert snapshot_base() == before
+
+
+def test_a_file_on_disk_is_read_beside_with_its_own_position(mia, beside, tmp_path):
+    # given a file on disk, as the import page keeps uploads
+    path = tmp_path / "clients.csv"
+    rows = [["Name", "Email"], *[[f"C{i}", f"c{i}@example.com"] for i in range(7)]]
+    content = text_file(rows).read()
+    path.write_bytes(content)
+    with path.open("rb") as upload:
+        sheet = io.inspect_upload(upload)
+        # when it is imported by a second process
+        result = io.import_clients(upload, sheet, io.guess_mapping(sheet.headers), by=mia)
+        # then every row is read, and this process's file still reads whole from the start
+        assert beside == [True]
+        assert counts(result) == (7, 0, 0, 0)
+        assert upload.read() == content
+
+
+def test_a_file_that_breaks_off_is_reported_from_the_reading_process(mia, beside):
+    # given a workbook longer than the limit, read in a second process
+    rows = [["Name", "Email"], *[[f"C{i}", f"c{i}@example.com"] for i in range(5)]]
+    upload = xlsx_file(rows)
+    io.MAX_ROWS, limit = 3, io.MAX_ROWS
+    try:
+        result = run(upload, mia)
+    finally:
+        io.MAX_ROWS = limit
+    # then the rows before the limit are imported and the reason is reported
+    assert beside == [True]
+    assert counts(result) == (3, 0, 0, 1)
+    assert errors_of(result) == [
+        (0, "", "The file has more than 3 rows; split it into smaller files.")
+    ]
+
+
+def test_a_reading_process_that_fails_fails_the_import_and_writes_nothing(mia, beside, monkeypatch):
+    def broken(self, number, cells):
+        raise ZeroDivisionError
+
+    monkeypatch.setattr(io._Reader, "read", broken)
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        run(text_file([["Name", "Email"], ["A", "a@example.com"]]), mia, all_or_nothing=True)
+    assert beside == [True]
+    assert not Client.objects.exists()
+
+
+def test_a_process_with_other_threads_reads_the_file_itself(mia, beside):
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        result = run(text_file([["Name", "Email"], ["A", "a@example.com"]]), mia)
+    finally:
+        stop.set()
+        other.join()
+    assert beside == [False]
+    assert counts(result) == (1, 0, 0, 0)
+
+
+def test_an_export_of_nothing_is_its_header(mia):
+    client_create(by=mia, name="Alpha", email="alpha@example.com")
+    rows = list(io.export_rows(Client.objects.none(), dates_as_text=True))
+    assert rows == [[str(label) for _name, label in io.EXPORT_COLUMNS]]
