@@ -767,3 +767,141 @@ def test_the_guest_link_needs_the_exact_key(client, support_desk, agent):
     wrong = ticket.access_key[:-1] + ("A" if ticket.access_key[-1] != "A" else "B")
     for key in (wrong, ticket.number, "x" * 41, ticket.access_key[:19]):
         assert client.get(reverse("support:guest_ticket", args=[key])).status_code == 404
+
+
+# --- subject fragments (the trigram index) and capped counters --------------------------------
+
+
+@pytest.fixture
+def subjects(support_desk, customer, agent, clock):
+    """Tickets whose subjects a fragment search tells apart, numbered 000001 to 000006."""
+    made = [
+        customer_ticket(support_desk["technical"], subject=subject, email=f"g{n}@example.org")
+        for n, subject in enumerate(
+            [
+                "Ошибка 502 на сервере vps-10234",
+                "Erreur 502 sur vps-20234",
+                'Le "site" ne répond plus',
+                "Không truy cập được TRANG QUẢN TRỊ",
+                "Invoice 10234 charged twice",
+                "ОШИБКА оплаты",
+            ]
+        )
+    ]
+    clock(at(10))
+    return made
+
+
+@pytest.mark.parametrize(
+    ("fragment", "expected"),
+    [
+        ("vps-10234", ["000001"]),
+        ("vps-", ["000002", "000001"]),
+        ("ошибка", ["000006", "000001"]),
+        ("ОшИбКа", ["000006", "000001"]),
+        ("trang quản", ["000004"]),
+        ("trang  quản", ["000004"]),  # spaces as typed are folded to one
+        ('"site"', ["000003"]),
+        ('e "s', ["000003"]),
+        ("répond", ["000003"]),
+        ("repond", []),  # accents count
+        ("vps-9", []),
+        ("ng", ["000004"]),  # shorter than a trigram: read the table, same answer
+        ("%", []),
+        ("_", []),
+        ("twice ", ["000005"]),
+    ],
+)
+def test_a_subject_fragment_finds_exactly_its_tickets(desk, subjects, fragment, expected):
+    page = desk.get(url("tickets"), {"q": fragment})
+    assert rows(page) == expected
+
+
+def test_a_subject_fragment_follows_a_changed_subject(desk, subjects, agent):
+    # When the agent renames ticket 1
+    services.ticket_update(by=agent, ticket=subjects[0], subject="Сайт недоступен: vps-777")
+    # Then the old words find it no more and the new ones do
+    assert rows(desk.get(url("tickets"), {"q": "vps-10234"})) == []
+    assert rows(desk.get(url("tickets"), {"q": "недоступен"})) == ["000001"]
+    assert rows(desk.get(url("tickets"), {"q": "ошибка"})) == ["000006"]
+
+
+def test_a_subject_search_pages_on_by_next_after_and_keeps_the_other_filters(
+    desk, support_desk, customer, agent
+):
+    tickets = [
+        services.ticket_open(
+            by=agent, department=support_desk["technical"], client=customer,
+            subject=f"Перенос сайта {n}", body="Текст.", assignee=agent if n % 2 else None,
+        )
+        for n in range(1, 56)
+    ]  # fmt: skip
+    customer_ticket(support_desk["technical"], subject="Другое")
+    first = desk.get(url("tickets"), {"q": "перенос САЙТА"})
+    assert rows(first) == [f"{n:06d}" for n in range(55, 5, -1)]
+    assert first.context["page"].next_after == tickets[5].pk
+    second = desk.get(url("tickets"), {"q": "перенос сайта", "after": tickets[5].pk})
+    assert rows(second) == ["000005", "000004", "000003", "000002", "000001"]
+    assert second.context["page"].next_after is None
+    mine = desk.get(url("tickets"), {"q": "перенос сайта", "assignee": "me"})
+    assert rows(mine) == [f"{n:06d}" for n in range(55, 0, -2)]
+
+
+def test_a_subject_search_shows_only_the_tickets_the_user_may_see(
+    support_desk, customer, agent, make_user, signed_in, clock
+):
+    # Given a seller who sees only their own clients' tickets and the guests' given to them
+    own = make_user("own.seller", role="sales", unit="team_b")
+    mine = client_create(by=own, name="Own client", email="own@example.org", country="FR")
+    customer_ticket(support_desk["technical"], subject="Site en panne", email="own@example.org")
+    customer_ticket(support_desk["technical"], subject="Site en panne aussi")  # the customer's
+    guest = customer_ticket(
+        support_desk["technical"], subject="Site en panne", email="guest@example.org"
+    )
+    services.ticket_assign(by=agent, ticket=guest, assignee=own)
+    customer_ticket(support_desk["technical"], subject="Site en panne", email="x@example.org")
+    assert mine.pk
+    # Then the search finds only theirs, as the plain list does
+    browser = signed_in(own)
+    assert rows(browser.get(url("tickets"), {"q": "en panne"})) == ["000003", "000001"]
+    assert rows(browser.get(url("tickets"))) == ["000003", "000001"]
+    # and the global search too
+    found = browser.get(reverse("core:search"), {"q": "en panne"})
+    assert re.findall(r"#(\d{6}) Site en panne", text(found)) == ["000003", "000001"]
+
+
+def _many_awaiting(department, count: int) -> None:
+    """`count` guests' tickets waiting for our reply, all overdue, in one insert."""
+    past = at(8)
+    Ticket.objects.bulk_create(
+        Ticket(
+            org_unit_id=department.org_unit_id, number=f"9{n:05d}", email=f"g{n}@example.org",
+            department=department, subject=f"Вопрос {n}", subject_search=f"вопрос {n}",
+            status=Ticket.Status.OPEN, source=Ticket.Source.EMAIL, due_at=past,
+            access_key=f"key{n}",
+        )
+        for n in range(count)
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(("count", "shown"), [(98, "98"), (99, "99"), (100, "99+"), (1500, "99+")])
+def test_the_counters_stop_counting_past_ninety_nine(desk, support_desk, clock, count, shown):
+    # Given that many overdue tickets waiting for our reply
+    clock(at(10))
+    _many_awaiting(support_desk["technical"], count)
+    # Then the list's counters count up to 100 and show "99+" past 99
+    page = desk.get(url("tickets"))
+    capped = min(count, 100)
+    assert page.context["counts"] == {"awaiting": capped, "overdue": capped, "mine": 0}
+    html, shown = text(page), re.escape(shown)
+    assert re.search(rf'id="count-awaiting">.*?<span class="badge[^"]*">{shown}</span>', html)
+    assert re.search(rf'id="count-overdue">.*?<span class="badge[^"]*">{shown}</span>', html)
+    assert re.search(r'id="count-mine">.*?<span class="badge[^"]*">0</span>', html)
+    # and so does the dashboard
+    board = text(desk.get(reverse("core:dashboard")))
+    for key in ("support.awaiting", "support.overdue"):
+        assert re.search(
+            rf'data-counter="{key}">.*?<div class="counter-value mt-auto">{shown}</div>',
+            board,
+            re.S,
+        ), key

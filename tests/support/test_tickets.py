@@ -512,6 +512,44 @@ def test_awaiting_overdue_and_my_queue_counts(support_desk, customer, agent, col
     assert figures(agent) == (["000001", "000003"], ["000001", "000003"], ["000002", "000003"])
 
 
+def test_the_counters_count_no_further_than_the_cap(support_desk, customer, agent, monkeypatch):
+    for n in range(4):
+        customer_ticket(support_desk["technical"], msgid=f"<m{n}@x>", subject=f"Вопрос {n}")
+    merged_away = customer_ticket(support_desk["technical"], msgid="<m9@x>")
+    services.ticket_merge(by=agent, source=merged_away, target=Ticket.objects.get(number="000001"))
+    # Merged tickets never count; past the cap the count stops at cap + 1
+    assert queries.count_upto(queries.awaiting_reply(agent)) == 4
+    monkeypatch.setattr(queries, "COUNT_CAP", 3)
+    assert queries.count_upto(queries.awaiting_reply(agent)) == 4
+    assert queries.count_upto(queries.awaiting_reply(agent).filter(number="000002")) == 1
+    assert [queries.count_label(n) for n in (0, 3, 4, 250_000)] == ["0", "3", "3+", "3+"]
+    assert queries.COUNT_CAP == 3
+    monkeypatch.setattr(queries, "COUNT_CAP", 1000)
+    assert [queries.count_label(n) for n in (999, 1000, 1001)] == ["999", "1,000", "1,000+"]
+    monkeypatch.undo()
+    assert [queries.count_label(n) for n in (99, 100, 100_000)] == ["99", "99+", "99+"]
+
+
+def test_the_api_list_finds_a_subject_fragment_newest_first(support_desk, customer, agent):
+    for n in range(3):
+        customer_ticket(support_desk["technical"], msgid=f"<s{n}@x>", subject=f"Site {n} down")
+    customer_ticket(support_desk["billing"], msgid="<s9@x>", subject="Sitemap question")
+    found = queries.ticket_list(agent, queries.TicketFilters(q="SITE "))
+    assert [t.number for t in found] == ["000004", "000003", "000002", "000001"]
+    assert found.count() == 4
+    assert [t.number for t in found[1:3]] == ["000003", "000002"]
+    narrowed = queries.TicketFilters(q="site", department=support_desk["technical"].pk)
+    assert [t.number for t in queries.ticket_list(agent, narrowed)] == [
+        "000003",
+        "000002",
+        "000001",
+    ]
+    assert [t.number for t in queries.ticket_list(agent, queries.TicketFilters(q="down"))] == [
+        "000003", "000002", "000001",
+    ]  # fmt: skip
+    assert list(queries.ticket_list(agent, queries.TicketFilters(q="up d"))) == []
+
+
 # --- replies and notes (SUP-3) ----------------------------------------------------------------
 
 

@@ -32,7 +32,7 @@ class Counter:
 
     key: str
     label: Promise
-    count: Callable  # (user) -> int, always through visibility
+    count: Callable  # (user) -> int, or a capped label such as "99+"; through visibility
     url_name: str
     icon: str = "circle"
     permission: str | None = None

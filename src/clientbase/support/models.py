@@ -221,6 +221,39 @@ class Ticket(Owned):
                 condition=Q(merged_into__isnull=False),
                 name="ticket_merged_idx",
             ),
+            # The narrow filters of the list and the counters, each over the few tickets of its
+            # kind, newest first: a page walks them in order and stops, a capped count reads a
+            # thousand entries, with the columns visibility needs (client, owner) at hand, and
+            # for "awaiting" those an agent narrows it by (department, priority), so that
+            # PostgreSQL skips the others in the index. The conditions repeat the queries' own
+            # (Ticket.AWAITING, UNRESOLVED, in that order) word for word, or a database would
+            # not know they apply.
+            models.Index(
+                fields=["-id", "client", "owner", "department", "priority"],
+                condition=Q(status__in=["open", "customer_reply"], merged_into__isnull=True),
+                name="ticket_awaiting_idx",
+            ),
+            # The same within a department: SQLite's planner would walk a whole priority
+            # rather than the awaiting index without a leading equality to estimate by.
+            models.Index(
+                fields=["department", "-id", "client", "owner"],
+                condition=Q(status__in=["open", "customer_reply"], merged_into__isnull=True),
+                name="ticket_awaiting_dept_idx",
+            ),
+            models.Index(
+                fields=["-id", "due_at", "client", "owner"],
+                condition=Q(due_at__isnull=False, merged_into__isnull=True),
+                name="ticket_overdue_idx",
+            ),
+            models.Index(
+                fields=["-id"],
+                condition=Q(
+                    is_complaint=True,
+                    status__in=["open", "answered", "customer_reply", "on_hold", "in_progress"],
+                    merged_into__isnull=True,
+                ),
+                name="ticket_complaint_open_idx",
+            ),
         ]
         constraints = [
             models.CheckConstraint(

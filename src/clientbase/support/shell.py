@@ -31,6 +31,13 @@ def _support_figures(user, client) -> list[tuple]:
     return rows
 
 
+def _capped(tickets) -> int | str:
+    """A dashboard figure: the count, or "99+" past the cap."""
+    # The text is formatted here: the dashboard's intcomma leaves a text as it is.
+    count = queries.count_upto(tickets)
+    return count if count <= queries.COUNT_CAP else queries.count_label(count)
+
+
 def _find(user, text: str, limit: int) -> list[SearchHit]:
     from django.urls import reverse
 
@@ -97,7 +104,7 @@ def register() -> None:
         Counter(
             "support.awaiting",
             _("Tickets awaiting reply"),
-            lambda user: queries.awaiting_reply(user).count(),
+            lambda user: _capped(queries.awaiting_reply(user)),
             "support:tickets",
             "chat-left-dots",
             url_query="?status=awaiting",
@@ -107,7 +114,7 @@ def register() -> None:
         Counter(
             "support.overdue",
             _("Overdue tickets"),
-            lambda user: queries.overdue(user).count(),
+            lambda user: _capped(queries.overdue(user)),
             "support:tickets",
             "alarm",
             url_query="?overdue=1",
@@ -117,7 +124,7 @@ def register() -> None:
         Counter(
             "support.mine",
             _("My ticket queue"),
-            lambda user: queries.my_queue(user).count(),
+            lambda user: _capped(queries.my_queue(user)),
             "support:tickets",
             "person-workspace",
             url_query="?assignee=me&status=unresolved",

@@ -70,6 +70,11 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
     )
     kept = {k: v for k, v in request.GET.items() if k != "after" and v}
     next_query = urlencode({**kept, "after": page.next_after}) if page.next_after else ""
+    counts = {
+        "awaiting": queries.count_upto(queries.awaiting_reply(request.user)),
+        "overdue": queries.count_upto(queries.overdue(request.user)),
+        "mine": queries.count_upto(queries.my_queue(request.user)),
+    }
     return render(
         request,
         "support/ticket_list.html",
@@ -80,11 +85,8 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
             "departments": Department.objects.all(),
             "statuses": Ticket.Status.choices,
             "priorities": Priority.choices,
-            "counts": {
-                "awaiting": queries.awaiting_reply(request.user).count(),
-                "overdue": queries.overdue(request.user).count(),
-                "mine": queries.my_queue(request.user).count(),
-            },
+            "counts": counts,
+            "count_labels": {key: queries.count_label(n) for key, n in counts.items()},
             "filtered": bool(kept),
         },
     )
