@@ -28,8 +28,12 @@ def _bench(*args: str) -> dict:
 
 def test_bench_support_ingest_threads_every_reply(db):
     # given the user's own (test) database holds no tickets
-    # when the ingest benchmark runs over 40 mails from 20 clients and guests
-    figures = _bench("support_ingest", "--messages", "40", "--clients", "20")
+    # when the ingest benchmark runs over 40 mails from 20 clients and guests, 15 a batch
+    # (read in this process), and 10 more one a transaction
+    figures = _bench(
+        "support_ingest", "--messages", "40", "--clients", "20", "--batch", "15", "--single",
+        "10", "--serial",
+    )  # fmt: skip
 
     # then every mail became a ticket or a reply on the right one, attachments kept
     assert (figures["bench"], figures["database"], figures["messages"]) == (
@@ -43,8 +47,15 @@ def test_bench_support_ingest_threads_every_reply(db):
     assert figures["tickets"] + figures["replies"] == 40
     assert figures["replies"] > 0
     assert figures["attachments_stored"] == figures["attachments_sent"] > 0
-    for key in ("messages_per_s", "baseline_messages_per_s", "ratio", "p50_ms", "p95_ms"):
+    for key in ("messages_per_s", "baseline_messages_per_s", "ratio", "batch_p50_ms"):
         assert figures[key] > 0, key
+    assert (figures["batch"], figures["parallel_reading"]) == (15, False)
+    single = figures["single"]
+    assert single["messages"] == 10
+    assert sum(single["outcomes"].values()) == 10
+    assert single["outcomes"]["ticket"] == single["tickets"] > 0
+    for key in ("messages_per_s", "p50_ms", "p95_ms", "ratio"):
+        assert single[key] > 0, key
     # and it ran in a scratch database, leaving the user's data alone
     assert Ticket.objects.count() == 0
 
@@ -62,9 +73,10 @@ def test_bench_support_tickets_times_every_filter_with_one_query(db):
     )
     assert sum(figures["statuses"].values()) == 400
     cases = {
-        "none", "status_awaiting", "department", "priority", "assignee_me", "assignee_none",
-        "overdue", "complaint", "client", "q_number", "q_email", "q_subject_word",
-        "q_subject_rare", "combined", "deep_20_pages",
+        "none", "status_awaiting", "status_unresolved", "status_each", "department", "priority",
+        "assignee_me", "assignee_none", "assignee_user", "my_queue", "overdue", "complaint",
+        "client", "q_number", "q_email", "q_subject_word", "q_subject_rare", "combined",
+        "deep_20_pages",
     }  # fmt: skip
     assert set(figures["list"]) == {f"{who}_{c}" for who in ("all", "own") for c in cases}
     assert set(figures["counters"]) == {

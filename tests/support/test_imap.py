@@ -6,8 +6,9 @@ import socket
 import uuid
 
 import pytest
+from django.db import transaction
 
-from clientbase.support import imap as imap_module
+from clientbase.support import intake
 from clientbase.support.imap import PollResult, poll_all, poll_mailbox
 from clientbase.support.intake import mail_ingest
 from clientbase.support.models import InboundMail, Ticket, TicketMessage
@@ -158,40 +159,39 @@ def test_a_message_piped_in_before_is_not_filed_again_from_the_mailbox(departmen
     assert mailbox.flags() == [{"\\Seen"}]
 
 
-@pytest.mark.parametrize("when", ["before filing", "after filing"])
+@pytest.mark.parametrize("when", ["before the commit", "after the commit"])
 def test_a_poll_killed_midway_and_rerun_files_each_message_once(
     department, customer, mailbox, monkeypatch, when
 ):
-    # Given three new messages, and a worker that dies at the second one
+    # Given three new messages, and a worker that dies while filing them: inside the batch's
+    # transaction, or after it committed but before the messages were marked seen
     for raw in _three_mails():
         mailbox.deliver(raw)
-    calls = []
+    real_batch = intake.mail_ingest_batch
 
-    def dies_at_the_second(raw, **kwargs):
-        calls.append(raw)
-        if len(calls) == 2 and when == "before filing":
-            raise KeyboardInterrupt  # the process is stopped: nothing of it is caught
-        result = mail_ingest(raw, **kwargs)
-        if len(calls) == 2:
-            raise KeyboardInterrupt  # stopped after filing, before marking it seen
-        return result
+    def dies(raws, **kwargs):
+        if when == "before the commit":
+            with transaction.atomic():
+                real_batch(raws[:2], **kwargs)  # filed, but never committed
+                raise KeyboardInterrupt  # the process is stopped: nothing of it is caught
+        real_batch(raws, **kwargs)
+        raise KeyboardInterrupt
 
-    monkeypatch.setattr(imap_module, "mail_ingest", dies_at_the_second)
+    monkeypatch.setattr(intake, "mail_ingest_batch", dies)
     with pytest.raises(KeyboardInterrupt):
         poll_mailbox(department)
-    filed_before = 1 if when == "before filing" else 2
-    assert InboundMail.objects.count() == filed_before
-    assert mailbox.flags() == [{"\\Seen"}, set(), set()]
+    assert InboundMail.objects.count() == (0 if when == "before the commit" else 3)
+    assert mailbox.flags() == [set(), set(), set()]
 
     # When the poll runs again
-    monkeypatch.setattr(imap_module, "mail_ingest", mail_ingest)
+    monkeypatch.setattr(intake, "mail_ingest_batch", real_batch)
     result = poll_mailbox(department)
 
-    # Then the rest is filed, the message filed already is seen as such, nothing twice
-    if when == "before filing":
-        assert result == PollResult("Technical support", 2, 1, 1, 0, 0)
+    # Then the rest is filed, the messages filed already are seen as such, nothing twice
+    if when == "before the commit":
+        assert result == PollResult("Technical support", 3, 2, 1, 0, 0)
     else:
-        assert result == PollResult("Technical support", 2, 1, 0, 1, 0)
+        assert result == PollResult("Technical support", 3, 0, 0, 3, 0)
     assert (Ticket.objects.count(), InboundMail.objects.count()) == (2, 3)
     assert TicketMessage.objects.filter(kind="customer").count() == 3
     assert all("\\Seen" in flags for flags in mailbox.flags())
@@ -203,23 +203,26 @@ def test_a_message_that_fails_to_file_does_not_hold_up_the_others(
     # Given three messages, the second of which cannot be filed (a bug, a database hiccup)
     for raw in _three_mails():
         mailbox.deliver(raw)
-    calls = []
+    real_file = intake._Intake._file
 
-    def fails_at_the_second(raw, **kwargs):
-        calls.append(raw)
-        if len(calls) == 2:
+    def fails_at_the_second(self, received, key):
+        if received.parsed.message_id == "<second@vms-group.ru>":
+            TicketMessage.objects.create(ticket=Ticket.objects.get(), kind="note", body="half")
             raise RuntimeError("database went away")
-        return mail_ingest(raw, **kwargs)
+        return real_file(self, received, key)
 
-    monkeypatch.setattr(imap_module, "mail_ingest", fails_at_the_second)
+    monkeypatch.setattr(intake._Intake, "_file", fails_at_the_second)
 
-    # When polled, the others are filed and the failing one stays unseen for next time
+    # When polled, the others are filed and the failing one stays unseen for next time,
+    # with nothing of it left behind
     result = poll_mailbox(department)
     assert result == PollResult("Technical support", 3, 2, 0, 0, 0, failed=1)
     assert mailbox.flags() == [{"\\Seen"}, set(), {"\\Seen"}]
+    assert TicketMessage.objects.filter(kind="note").count() == 0
+    assert InboundMail.objects.count() == 2
 
     # And the next poll files it
-    monkeypatch.setattr(imap_module, "mail_ingest", mail_ingest)
+    monkeypatch.setattr(intake._Intake, "_file", real_file)
     assert poll_mailbox(department) == PollResult("Technical support", 1, 0, 1, 0, 0)
     assert TicketMessage.objects.filter(kind="customer").count() == 3
 

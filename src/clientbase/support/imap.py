@@ -1,19 +1,20 @@
-"""Polling the departments' IMAP mailboxes (SUP-2): each new message goes to `mail_ingest`.
+"""Polling the departments' IMAP mailboxes (SUP-2): new messages go to `mail_ingest_batch`.
 
-A message is marked seen only after it is filed, and filing is idempotent, so a poll cut off
-at any point and run again files every message exactly once.
+A message is marked seen only after the transaction that filed it commits, and filing is
+idempotent, so a poll cut off at any point and run again files every message exactly once.
 """
 
 import imaplib
 import logging
 from dataclasses import dataclass
 
-from clientbase.support.intake import mail_ingest
+from clientbase.support import intake
 from clientbase.support.models import Department
 
 log = logging.getLogger(__name__)
 TIMEOUT_SECONDS = 30
 BATCH = 200  # messages per poll of one mailbox, so one huge backlog cannot stall the rest
+CHUNK_BYTES = 64 * 2**20  # filed together at most, so a run of huge messages fits in memory
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ def _reason(failure: Exception) -> str:
 
 
 def poll_mailbox(department: Department) -> PollResult:
-    """Fetch the unseen messages of one department's mailbox and file each."""
+    """Fetch the unseen messages of one department's mailbox and file them in batches."""
     counts = {"ticket": 0, "reply": 0, "duplicate": 0, "ignored": 0}
     fetched = failed = 0
     try:
@@ -61,28 +62,50 @@ def poll_mailbox(department: Department) -> PollResult:
                 raise imaplib.IMAP4.error(f"no folder {department.imap_folder}")
             status, data = imap.uid("search", None, "UNSEEN")
             uids = data[0].split()[:BATCH] if status == "OK" and data and data[0] else []
-            for uid in uids:
+            chunk: list[tuple[bytes, bytes]] = []
+            for index, uid in enumerate(uids):
                 status, parts = imap.uid("fetch", uid, "(BODY.PEEK[])")
                 raw = next((p[1] for p in parts if isinstance(p, tuple)), None)
-                if status != "OK" or raw is None:
-                    continue
-                fetched += 1
-                try:
-                    result = mail_ingest(raw, via="imap", department=department)
-                except Exception:
-                    # One message that cannot be filed must not hold up the ones behind
-                    # it; it stays unseen, so the next poll tries it again.
-                    log.exception("filing message %s of %s failed", uid, department.name)
-                    failed += 1
-                    continue
-                counts[result.outcome] += 1
-                imap.uid("store", uid, "+FLAGS", "(\\Seen)")
+                if status == "OK" and raw is not None:
+                    fetched += 1
+                    chunk.append((uid, raw))
+                last = index == len(uids) - 1
+                size = sum(len(r) for _u, r in chunk)
+                if chunk and (last or len(chunk) >= intake.BATCH or size >= CHUNK_BYTES):
+                    failed += _file(imap, department, chunk, counts)
+                    chunk = []
     except (OSError, imaplib.IMAP4.error) as failure:
         log.warning("polling %s failed: %s", department.name, _reason(failure))
         return PollResult(
             department.name, fetched, *counts.values(), error=_reason(failure), failed=failed
         )
     return PollResult(department.name, fetched, *counts.values(), failed=failed)
+
+
+def _file(imap, department: Department, chunk: list[tuple[bytes, bytes]], counts) -> int:
+    """File fetched messages in one batch, then mark those filed seen; the failed count."""
+    results = intake.mail_ingest_batch(
+        [raw for _uid, raw in chunk], via="imap", department=department, parallel=True
+    )
+    filed = []
+    failed = 0
+    for (uid, _raw), result in zip(chunk, results, strict=True):
+        if result.outcome == "failed":
+            # One message that cannot be filed must not hold up the ones behind it; it
+            # stays unseen, so the next poll tries it again.
+            log.error(
+                "filing message %s of %s failed",
+                uid.decode(),
+                department.name,
+                exc_info=result.error,
+            )
+            failed += 1
+            continue
+        counts[result.outcome] += 1
+        filed.append(uid)
+    if filed:
+        imap.uid("store", b",".join(filed), "+FLAGS", "(\\Seen)")
+    return failed
 
 
 def poll_all() -> str:

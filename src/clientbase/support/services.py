@@ -18,13 +18,21 @@ from clientbase.accounts.models import User
 from clientbase.clients.models import Client, Contact
 from clientbase.clients.services import note_add
 from clientbase.core import clock
-from clientbase.core.audit import audit_create, audit_delete, audit_update, snapshot
+from clientbase.core.audit import (
+    audit_create,
+    audit_delete,
+    audit_update,
+    is_empty,
+    new_audit_entry,
+    snapshot,
+)
 from clientbase.core.errors import ConflictError, ServiceError
-from clientbase.core.events import record_event, register_event_type
-from clientbase.core.models import EventCategory
-from clientbase.core.numbering import next_number, register_series
+from clientbase.core.events import new_event, record_event, record_events, register_event_type
+from clientbase.core.models import AuditAction, AuditEntry, Event, EventCategory, NumberSeries
+from clientbase.core.numbering import next_number, register_series, reserve_numbers
 from clientbase.core.visibility import visible
 from clientbase.support.models import (
+    Attachment,
     Department,
     KbArticle,
     KbCategory,
@@ -141,7 +149,11 @@ def _locked(ticket: Ticket) -> Ticket:
 
 
 def _event(code: str, ticket: Ticket, by, **details) -> None:
-    record_event(
+    _ticket_event(code, ticket, by, **details).save()
+
+
+def _ticket_event(code: str, ticket: Ticket, by, **details) -> Event:
+    return new_event(
         code,
         by=by,
         client=ticket.client,
@@ -198,7 +210,23 @@ def _staff_mail(ticket: Ticket, body: str, *, by, cc: list[str], auto: bool) -> 
     last_received = (
         ticket.messages.filter(kind=TicketMessage.Kind.CUSTOMER).exclude(message_id="").last()
     )
-    message = TicketMessage.objects.create(
+    message = _staff_message(
+        ticket,
+        body,
+        by=by,
+        cc=cc,
+        auto=auto,
+        in_reply_to=last_received.message_id if last_received else "",
+    )
+    message.save()
+    _queue_send(message)
+    return message
+
+
+def _staff_message(
+    ticket: Ticket, body: str, *, by, cc: list[str], auto: bool, in_reply_to: str
+) -> TicketMessage:
+    return TicketMessage(
         ticket=ticket,
         kind=TicketMessage.Kind.REPLY,
         author=by if getattr(by, "pk", None) else None,
@@ -207,11 +235,19 @@ def _staff_mail(ticket: Ticket, body: str, *, by, cc: list[str], auto: bool) -> 
         cc=cc,
         body=body,
         message_id=_message_id(),
-        in_reply_to=last_received.message_id if last_received else "",
+        in_reply_to=in_reply_to,
         auto_generated=auto,
     )
-    _queue_send(message)
-    return message
+
+
+def _queue_sends(message_ids: list[int]) -> None:
+    from clientbase.support.tasks import send_ticket_mail
+
+    # One transaction for them all: the database task backend writes a row a task, and a
+    # commit each would cost more than the mail filed (the retry job sends what is missed).
+    with transaction.atomic():
+        for pk in message_ids:
+            send_ticket_mail.enqueue(pk)
 
 
 def client_of(email: str) -> tuple[Client | None, Contact | None]:
@@ -235,7 +271,150 @@ def client_of(email: str) -> tuple[Client | None, Contact | None]:
     return None, None
 
 
+def clients_of(emails: Iterable[str]) -> dict[str, tuple[Client | None, Contact | None]]:
+    """`client_of` for many addresses at once (mail intake): two queries for them all."""
+    wanted = {e.strip().lower() for e in emails if e and e.strip()}
+    found: dict[str, tuple[Client | None, Contact | None]] = dict.fromkeys(wanted, (None, None))
+    if not wanted:
+        return found
+    by_email: dict[str, list[Client]] = {}
+    for client in (
+        Client.objects.annotate(email_key=Lower("email"))
+        .filter(email_key__in=wanted)
+        .order_by("id")
+    ):
+        by_email.setdefault(client.email_key, []).append(client)
+    for email, clients in by_email.items():
+        if len(clients) == 1:
+            found[email] = (clients[0], None)
+    rest = [e for e in wanted if len(by_email.get(e, ())) != 1]
+    if rest:
+        contacts: dict[str, list[Contact]] = {}
+        for contact in (
+            Contact.objects.annotate(email_key=Lower("email"))
+            .filter(email_key__in=rest, client__merged_into=None, client__deleted_at=None)
+            .select_related("client")
+        ):
+            contacts.setdefault(contact.email_key, []).append(contact)
+        for email, matches in contacts.items():
+            if len(matches) == 1:
+                found[email] = (matches[0].client, matches[0])
+    return found
+
+
 # --- tickets --------------------------------------------------------------------------------
+
+
+@dataclass
+class _Opening:
+    """A new ticket's checked input."""
+
+    subject: str
+    body: str
+    cc: list[str]
+    client: Client | None
+    contact: Contact | None
+    email: str
+    name: str
+
+
+def _opening(
+    *,
+    department: Department,
+    subject: str,
+    body: str,
+    client: Client | None,
+    contact: Contact | None,
+    email: str,
+    name: str,
+    priority: str,
+    cc: Iterable[str],
+    message_fields: dict | None,
+    known_clients: dict[str, tuple[Client | None, Contact | None]] | None = None,
+) -> _Opening:
+    subject = _subject(subject)
+    body = _body(body) if not message_fields else (body or "")
+    cc = clean_emails(cc)
+    if priority not in Priority.values:
+        raise ServiceError(_("Choose a priority."), field="priority")
+    if not department.active:
+        raise ServiceError(_("This department is closed."), field="department")
+    if contact is not None and client is not None and contact.client_id != client.pk:
+        raise ServiceError(_("This contact belongs to another client."), field="contact")
+    if client is not None and not client.is_live:
+        raise ServiceError(_("This client is no longer in the base."), field="client")
+    email = (
+        email or (contact.email if contact else "") or (client.email if client else "")
+    ).strip()
+    if not email:
+        raise ServiceError(_("Give the email address to answer to."), field="email")
+    email = clean_emails([email], field="email")[0]
+    if client is None:
+        if known_clients is not None and email in known_clients:
+            client, found_contact = known_clients[email]
+        else:
+            client, found_contact = client_of(email)
+        contact = contact or found_contact
+    name = " ".join((name or "").split())[:200] or (
+        str(contact) if contact else (client.name if client else "")
+    )
+    return _Opening(subject, body, cc, client, contact, email, name)
+
+
+def _new_ticket(
+    opening: _Opening,
+    *,
+    number: str,
+    department: Department,
+    priority: str,
+    assignee: User | None,
+    source: str,
+    from_customer: bool,
+    is_complaint: bool,
+    now: dt.datetime,
+) -> Ticket:
+    client = opening.client
+    return Ticket(
+        number=number,
+        client=client,
+        contact=opening.contact,
+        email=opening.email,
+        name=opening.name,
+        department=department,
+        subject=opening.subject,
+        subject_search=opening.subject.lower(),
+        priority=priority,
+        status=Ticket.Status.OPEN if from_customer else Ticket.Status.ANSWERED,
+        owner=assignee,
+        org_unit_id=client.org_unit_id if client else department.org_unit_id,
+        cc=opening.cc,
+        is_complaint=is_complaint,
+        source=source,
+        created_at=now,
+        last_activity_at=now,
+        due_at=response_deadline(department, priority, now) if from_customer else None,
+        access_key=secrets.token_urlsafe(24),
+    )
+
+
+def _customer_message(
+    ticket: Ticket, *, email: str, name: str, body: str, now, message_fields: dict | None
+) -> TicketMessage:
+    return TicketMessage(
+        ticket=ticket,
+        kind=TicketMessage.Kind.CUSTOMER,
+        from_email=email,
+        from_name=name,
+        body=body,
+        created_at=now,
+        **(message_fields or {}),
+    )
+
+
+def _created_entry(obj, by) -> AuditEntry:
+    """The unsaved entry `audit_create` writes, for writers that save history in bulk."""
+    changes = {k: {"before": None, "after": v} for k, v in snapshot(obj).items() if not is_empty(v)}
+    return new_audit_entry(obj, AuditAction.CREATE, changes, by)
 
 
 def ticket_open(
@@ -262,69 +441,61 @@ def ticket_open(
     Staff opening a ticket write to the customer (the message is emailed); a ticket that
     comes from the customer (mail, a form through the API) waits for our answer instead.
     """
-    subject = _subject(subject)
-    body = _body(body) if not message_fields else (body or "")
-    cc = clean_emails(cc)
-    if priority not in Priority.values:
-        raise ServiceError(_("Choose a priority."), field="priority")
-    if not department.active:
-        raise ServiceError(_("This department is closed."), field="department")
-    if contact is not None and client is not None and contact.client_id != client.pk:
-        raise ServiceError(_("This contact belongs to another client."), field="contact")
-    if client is not None and not client.is_live:
-        raise ServiceError(_("This client is no longer in the base."), field="client")
-    email = (
-        email or (contact.email if contact else "") or (client.email if client else "")
-    ).strip()
-    if not email:
-        raise ServiceError(_("Give the email address to answer to."), field="email")
-    email = clean_emails([email], field="email")[0]
-    if client is None:
-        client, found_contact = client_of(email)
-        contact = contact or found_contact
-    name = " ".join((name or "").split())[:200] or (
-        str(contact) if contact else (client.name if client else "")
+    opening = _opening(
+        department=department,
+        subject=subject,
+        body=body,
+        client=client,
+        contact=contact,
+        email=email,
+        name=name,
+        priority=priority,
+        cc=cc,
+        message_fields=message_fields,
     )
     now = clock.now()
     with transaction.atomic():
-        number = next_number("ticket").text
-        ticket = Ticket.objects.create(
-            number=number,
-            client=client,
-            contact=contact,
-            email=email,
-            name=name,
+        ticket = _new_ticket(
+            opening,
+            number=next_number("ticket").text,
             department=department,
-            subject=subject,
-            subject_search=subject.lower(),
             priority=priority,
-            status=Ticket.Status.OPEN if from_customer else Ticket.Status.ANSWERED,
-            owner=assignee,
-            org_unit_id=client.org_unit_id if client else department.org_unit_id,
-            cc=cc,
-            is_complaint=is_complaint,
+            assignee=assignee,
             source=source,
-            created_at=now,
-            last_activity_at=now,
-            due_at=response_deadline(department, priority, now) if from_customer else None,
-            access_key=secrets.token_urlsafe(24),
+            from_customer=from_customer,
+            is_complaint=is_complaint,
+            now=now,
         )
+        ticket.save(force_insert=True)
         if from_customer:
-            message = TicketMessage.objects.create(
-                ticket=ticket,
-                kind=TicketMessage.Kind.CUSTOMER,
-                from_email=email,
-                from_name=name,
-                body=body,
-                created_at=now,
-                **(message_fields or {}),
+            message = _customer_message(
+                ticket,
+                email=opening.email,
+                name=opening.name,
+                body=opening.body,
+                now=now,
+                message_fields=message_fields,
             )
+            message.save(force_insert=True)
         else:
-            message = _staff_mail(ticket, body, by=by, cc=cc, auto=False)
+            message = _staff_mail(ticket, opening.body, by=by, cc=opening.cc, auto=False)
         _store_attachments(message, attachments)
         audit_create(ticket, by=by)
         _event("ticket.opened", ticket, by)
     return ticket
+
+
+def _customer_wrote(ticket: Ticket, now: dt.datetime) -> bool:
+    """A ticket waiting for our answer again; whether it was closed (and so reopens)."""
+    reopened = ticket.status == Ticket.Status.CLOSED
+    if ticket.due_at is None:
+        ticket.due_at = response_deadline(ticket.department, ticket.priority, now)
+        ticket.escalated_at = None
+    ticket.status = Ticket.Status.CUSTOMER_REPLY
+    ticket.closed_at = None
+    ticket.closed_by = None
+    _touch(ticket, "status", "due_at", "escalated_at", "closed_at", "closed_by")
+    return reopened
 
 
 def customer_message_add(
@@ -342,28 +513,226 @@ def customer_message_add(
         if ticket.merged_into_id is not None:
             ticket = _locked(ticket.merged_into)
         now = clock.now()
-        message = TicketMessage.objects.create(
-            ticket=ticket,
-            kind=TicketMessage.Kind.CUSTOMER,
-            from_email=from_email,
-            from_name=from_name,
+        message = _customer_message(
+            ticket,
+            email=from_email,
+            name=from_name,
             body=body,
-            created_at=now,
-            **(message_fields or {}),
+            now=now,
+            message_fields=message_fields,
         )
+        message.save(force_insert=True)
         _store_attachments(message, attachments)
-        reopened = ticket.status == Ticket.Status.CLOSED
-        if ticket.due_at is None:
-            ticket.due_at = response_deadline(ticket.department, ticket.priority, now)
-            ticket.escalated_at = None
-        ticket.status = Ticket.Status.CUSTOMER_REPLY
-        ticket.closed_at = None
-        ticket.closed_by = None
-        _touch(ticket, "status", "due_at", "escalated_at", "closed_at", "closed_by")
+        reopened = _customer_wrote(ticket, now)
         _event("ticket.customer_reply", ticket, None)
         if reopened:
             _event("ticket.reopened", ticket, None)
     return message
+
+
+class MailBatch:
+    """Customer mail filed many at a time in one transaction (SUP-2, intake's batch path).
+
+    `ticket_open` and `message_add` file one mail each as ticket_open(from_customer=True)
+    and customer_message_add do, with the same rows and the same history, but ticket
+    numbers come from the series row locked once, locked tickets are kept, and the messages,
+    their attachments, audit entries, events and the mail to send wait for `finish`, which
+    writes them in bulk (a message has no id until then). Each mail runs in a savepoint of
+    the caller's: `undo(mark())` forgets what one that was rolled back left here.
+    """
+
+    def __init__(self) -> None:
+        self.audits: list[AuditEntry] = []
+        self.events: list[Event] = []
+        self.messages: list[TicketMessage] = []
+        self.attachments: list[Attachment] = []
+        self.known_clients: dict[str, tuple[Client | None, Contact | None]] = {}
+        self._tickets: dict[int, Ticket] = {}
+        self._touched: set[int] = set()
+        self._series: NumberSeries | None = None
+        self._next = 0
+
+    def reserve_numbers(self) -> None:
+        """Lock the ticket number series for the batch; outside any mail's savepoint, as a
+        lock taken in a savepoint that is rolled back is let go on PostgreSQL."""
+        if self._series is None:
+            first = reserve_numbers("ticket", 1)[0].value  # creates the series if need be
+            self._series = NumberSeries.objects.get(key="ticket")
+            self._next = first
+
+    def lock(self, ticket_ids: Iterable[int]) -> dict[int, Ticket]:
+        """Lock tickets mail will be added to, in id order (no deadlock between batches)."""
+        wanted = sorted(set(ticket_ids) - set(self._tickets))
+        while wanted:
+            locked = list(
+                Ticket.objects.select_for_update(of=("self",))
+                .select_related("client", "department")
+                .filter(pk__in=wanted)
+                .order_by("pk")
+            )
+            self._tickets.update((t.pk, t) for t in locked)
+            # Mail to a merged ticket goes to the one it was merged into: lock that too.
+            wanted = sorted(
+                {t.merged_into_id for t in locked if t.merged_into_id} - set(self._tickets)
+            )
+        return self._tickets
+
+    def ticket(self, ticket_id: int) -> Ticket:
+        """A ticket of the batch, locked."""
+        return self._tickets.get(ticket_id) or self.lock([ticket_id])[ticket_id]
+
+    def mark(self) -> tuple:
+        """Where the batch stands before a mail, for `undo`."""
+        self._touched = set()
+        return (
+            len(self.audits),
+            len(self.events),
+            len(self.attachments),
+            len(self.messages),
+            self._next,
+            self._series,
+        )
+
+    def undo(self, mark: tuple) -> None:
+        """Forget what a mail rolled back to its savepoint left behind."""
+        # A series first locked by the mail was let go with its savepoint: lock it again.
+        audits, events, attachments, messages, self._next, self._series = mark
+        del self.audits[audits:], self.events[events:]
+        del self.attachments[attachments:], self.messages[messages:]
+        for pk in self._touched:
+            self._tickets.pop(pk, None)  # read again, as the database has it now
+
+    def _number(self) -> str:
+        self.reserve_numbers()
+        series = self._series
+        value, self._next = self._next, self._next + 1
+        return f"{series.prefix}{value:0{series.padding}d}"
+
+    def ticket_open(
+        self,
+        *,
+        department: Department,
+        subject: str,
+        body: str,
+        email: str,
+        name: str,
+        cc: Iterable[str],
+        attachments: Sequence[NewAttachment],
+        message_fields: dict,
+    ) -> tuple[Ticket, TicketMessage]:
+        """Open a ticket from a customer's mail: ticket_open(from_customer=True, by=None).
+
+        Everything is checked before anything is written: a ServiceError leaves no trace.
+        """
+        opening = _opening(
+            department=department,
+            subject=subject,
+            body=body,
+            client=None,
+            contact=None,
+            email=email,
+            name=name,
+            priority=Priority.MEDIUM,
+            cc=cc,
+            message_fields=message_fields,
+            known_clients=self.known_clients,
+        )
+        now = clock.now()
+        ticket = _new_ticket(
+            opening,
+            number=self._number(),
+            department=department,
+            priority=Priority.MEDIUM,
+            assignee=None,
+            source=Ticket.Source.EMAIL,
+            from_customer=True,
+            is_complaint=False,
+            now=now,
+        )
+        ticket.save(force_insert=True)
+        self._tickets[ticket.pk] = ticket
+        self._touched.add(ticket.pk)
+        message = _customer_message(
+            ticket,
+            email=opening.email,
+            name=opening.name,
+            body=opening.body,
+            now=now,
+            message_fields=message_fields,
+        )
+        self.messages.append(message)
+        self._attach(message, attachments)
+        self.audits.append(_created_entry(ticket, None))
+        self.events.append(_ticket_event("ticket.opened", ticket, None))
+        return ticket, message
+
+    def message_add(
+        self,
+        *,
+        ticket: Ticket,
+        body: str,
+        from_email: str,
+        from_name: str,
+        attachments: Sequence[NewAttachment],
+        message_fields: dict,
+    ) -> TicketMessage:
+        """Add a customer's mail to a ticket, as customer_message_add does."""
+        ticket = self.ticket(ticket.pk)
+        if ticket.merged_into_id is not None:
+            ticket = self.ticket(ticket.merged_into_id)
+        self._touched.add(ticket.pk)
+        now = clock.now()
+        message = _customer_message(
+            ticket,
+            email=from_email,
+            name=from_name,
+            body=body,
+            now=now,
+            message_fields=message_fields,
+        )
+        self.messages.append(message)
+        self._attach(message, attachments)
+        reopened = _customer_wrote(ticket, now)
+        self.events.append(_ticket_event("ticket.customer_reply", ticket, None))
+        if reopened:
+            self.events.append(_ticket_event("ticket.reopened", ticket, None))
+        return message
+
+    def acknowledge(self, ticket: Ticket, received: TicketMessage) -> TicketMessage:
+        """The automatic answer to a new ticket, as ticket_acknowledge writes it."""
+        from clientbase.support.mail import acknowledgement_text
+
+        message = _staff_message(
+            ticket,
+            acknowledgement_text(ticket),
+            by=None,
+            cc=[],
+            auto=True,
+            in_reply_to=received.message_id,
+        )
+        self.messages.append(message)
+        return message
+
+    def _attach(self, message: TicketMessage, files: Sequence[NewAttachment]) -> None:
+        from clientbase.support.mailparse import new_attachment
+
+        for file in files:
+            self.attachments.append(
+                new_attachment(message, file.name, file.content_type, file.content)
+            )
+
+    def finish(self) -> None:
+        """Write what waited: the series, messages, attachments, audit and events; the
+        mail goes to the task queue once the caller's transaction commits."""
+        if self._series is not None:
+            NumberSeries.objects.filter(pk=self._series.pk).update(next_value=self._next)
+        TicketMessage.objects.bulk_create(self.messages, batch_size=500)
+        Attachment.objects.bulk_create(self.attachments, batch_size=500)
+        AuditEntry.objects.bulk_create(self.audits, batch_size=500)
+        record_events(self.events)
+        pks = [m.pk for m in self.messages if m.kind == TicketMessage.Kind.REPLY]
+        if pks:
+            transaction.on_commit(lambda: _queue_sends(pks), robust=True)
 
 
 def ticket_reply(
@@ -879,9 +1248,21 @@ def department_save(
     return department
 
 
-def department_for_address(addresses: Iterable[str]) -> Department | None:
-    """The department whose support address is among the recipients, else the default one."""
+def department_for_address(
+    addresses: Iterable[str], departments: Sequence[Department] | None = None
+) -> Department | None:
+    """The department whose support address is among the recipients, else the default one.
+
+    `departments`, all of them in their order, spares the queries when many mails ask.
+    """
     wanted = [a.strip().lower() for a in addresses if a]
+    if departments is not None:
+        active = [d for d in departments if d.active]
+        return (
+            next((d for d in active if d.email in wanted), None)
+            or next((d for d in active if d.is_default), None)
+            or next(iter(active), None)
+        )
     if wanted:
         found = Department.objects.filter(email__in=wanted, active=True).first()
         if found is not None:
