@@ -4,6 +4,7 @@ one bad mail losing none of the others, history as complete as one mail at a tim
 import pytest
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from clientbase.core.models import AuditEntry, Event, NumberSeries
 from clientbase.support import services
@@ -221,17 +222,22 @@ def test_a_mail_that_fails_among_good_ones_loses_none_of_them(support_desk, cust
 
 
 def test_a_reply_that_fails_leaves_its_ticket_as_it_was(support_desk, customer, monkeypatch):
-    real = services._customer_wrote
-
+    real_message, real_wrote = services._customer_message, services._customer_wrote
+    current = []
     calls = []
 
+    def message(ticket, **fields):
+        current.append(fields["message_fields"]["message_id"])
+        return real_message(ticket, **fields)
+
     def fails_after_changing(ticket, now):
-        real(ticket, now)  # the ticket's row is written, then the second reply fails
+        real_wrote(ticket, now)  # the ticket's row is written, then reply "b" fails
         calls.append(ticket.version)
-        if len(calls) == 2:
+        if current[-1] == "<b@vms-group.ru>":
             raise RuntimeError("lost")
         return False
 
+    monkeypatch.setattr(services, "_customer_message", message)
     monkeypatch.setattr(services, "_customer_wrote", fails_after_changing)
     results = mail_ingest_batch(
         [
@@ -243,7 +249,9 @@ def test_a_reply_that_fails_leaves_its_ticket_as_it_was(support_desk, customer, 
     )
 
     assert [r.outcome for r in results] == ["ticket", "reply", "failed", "reply"]
-    assert calls == [2, 3, 3]  # the third reply counts from the row as it was
+    # Filed whole first (a, then b fails: all rolled back), then with a savepoint each,
+    # where the reply after the failed one counts from the row as it was
+    assert calls == [2, 3, 2, 3, 3]
     ticket = Ticket.objects.get()
     assert (ticket.version, ticket.status) == (3, "customer_reply")
     assert list(ticket.messages.filter(kind="customer").values_list("message_id", flat=True)) == [
@@ -379,3 +387,19 @@ def test_received_mail_is_stored_without_a_compression_attempt():
             " WHERE attrelid = 'support_inboundmail'::regclass AND attname = 'raw'"
         )
         assert cursor.fetchone() == ("e",)
+
+
+def test_a_batch_that_files_whole_takes_no_savepoint_a_mail(support_desk, customer):
+    with CaptureQueriesContext(connection) as queries:
+        results = mail_ingest_batch(
+            [
+                raw_mail(),
+                raw_mail(subject="[#000001] a", message_id="<a@vms-group.ru>"),
+                raw_mail(subject="Another matter", message_id="<n@vms-group.ru>"),
+            ]
+        )
+
+    assert [r.outcome for r in results] == ["ticket", "reply", "ticket"]
+    savepoints = [q["sql"] for q in queries if q["sql"].startswith("SAVEPOINT")]
+    # The batch's transaction and the number series' reservation: once a batch, not a mail
+    assert len(savepoints) == 2

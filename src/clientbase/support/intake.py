@@ -71,7 +71,8 @@ def mail_ingest_batch(
 ) -> list[IngestResult]:
     """File received messages in one transaction per BATCH, each exactly once, in order.
 
-    A message that raises while filed is rolled back to its savepoint and comes back as
+    A batch is filed whole first; if a message raises, it is filed again with a savepoint a
+    message, where the one that raises is rolled back to its savepoint and comes back as
     outcome "failed" with the error; the others are kept. Acknowledgements are queued
     once the transaction commits. `parallel` reads half of a large batch in a second
     process (for a long-running poller: the process stays for the next batches).
@@ -80,6 +81,18 @@ def mail_ingest_batch(
     for start in range(0, len(raws), BATCH):
         # Read before the transaction opens: parsing holds no lock.
         mails = _read_all(raws[start : start + BATCH], parallel)
+        if len(mails) > 1:
+            try:
+                # First without a savepoint a mail: on PostgreSQL each one is a
+                # subtransaction, and past 64 of them in one transaction every snapshot
+                # gets dearer. Nearly every batch files whole; one that does not is rolled
+                # back and filed again below, each mail in its savepoint.
+                with transaction.atomic():
+                    filed = _Intake(mails, via=via, department=department, careful=False).run()
+                results.extend(filed)
+                continue
+            except Exception:
+                pass
         try:
             with transaction.atomic():
                 results.extend(_Intake(mails, via=via, department=department).run())
@@ -168,6 +181,9 @@ class _Intake:
     mails: list[_Mail]
     via: str
     department: Department | None
+    # Each mail in a savepoint of its own, so that a failure undoes it alone; without, a
+    # failure is raised for the whole batch to be rolled back.
+    careful: bool = True
     batch: services.MailBatch = field(default_factory=services.MailBatch)
     # Our Message-IDs and the customers' that we keep: message id -> (row id, ticket id).
     threads: dict[str, tuple[int, int]] = field(default_factory=dict)
@@ -290,6 +306,10 @@ class _Intake:
         earlier = self.seen.get(key) or self._known(key)
         if earlier is not None:
             return IngestResult("duplicate", earlier.inbound, earlier.ticket, None, "seen before")
+        if not self.careful:
+            result = self._file(received, key)
+            self.seen[key] = result
+            return result
         mark = self.batch.mark()
         added = (len(self.opened), set(self.threads), set(self.by_number), dict(self.acknowledged))
         try:

@@ -537,8 +537,8 @@ class MailBatch:
     and customer_message_add do, with the same rows and the same history, but ticket
     numbers come from the series row locked once, locked tickets are kept, and the messages,
     their attachments, audit entries, events and the mail to send wait for `finish`, which
-    writes them in bulk (a message has no id until then). Each mail runs in a savepoint of
-    the caller's: `undo(mark())` forgets what one that was rolled back left here.
+    writes them in bulk (a message has no id until then). When the caller files each mail in
+    a savepoint, `undo(mark())` forgets what one that was rolled back left here.
     """
 
     def __init__(self) -> None:
