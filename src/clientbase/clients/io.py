@@ -6,7 +6,6 @@ Writing goes through the client services only; reads go through visibility.
 """
 
 import codecs
-import contextlib
 import csv
 import datetime as dt
 import io
@@ -47,6 +46,7 @@ from clientbase.clients import search, services, validation
 from clientbase.clients.models import Client, ImportMapping
 from clientbase.core import clock, customfields
 from clientbase.core.audit import audit_create, audit_update, is_empty, snapshot
+from clientbase.core.demo_clients import roomy_sqlite_cache
 from clientbase.core.errors import ServiceError
 from clientbase.core.events import EVENT_TYPES
 from clientbase.core.models import AuditAction, AuditEntry, CustomField, Event
@@ -77,7 +77,7 @@ CHUNK_ATTEMPTS = 3
 # From this size up, a file is read and its rows checked in a second process while this one
 # matches and writes (checking a phone number and a tax id is half of a row's work).
 PARALLEL_FROM_BYTES = 1024 * 1024
-# The SQLite page cache of an import's connection (see _page_cache), in KiB.
+# The SQLite page cache of an import's connection while it runs, in KiB.
 SQLITE_CACHE_KIB = 48 * 1024
 # Rows the reading process sends at once.
 _SENT_ROWS = 500
@@ -1941,7 +1941,9 @@ def import_clients(
     check_mapping(sheet, mapping)
     result = ImportResult(dry_run=dry_run, all_or_nothing=all_or_nothing)
     importer = _Importer(sheet, mapping, by, result)
-    with _page_cache():
+    # A new client goes into a dozen indexes, four of them (email, name, phone, tax id) at
+    # random places: with SQLite's default 2 MB cache nearly each insert reads its page again.
+    with roomy_sqlite_cache(SQLITE_CACHE_KIB):
         if all_or_nothing and not dry_run:
             with transaction.atomic():
                 _run(importer, source, sheet, dry_run)
@@ -1951,28 +1953,6 @@ def import_clients(
         else:
             _run(importer, source, sheet, dry_run)
     return result
-
-
-@contextlib.contextmanager
-def _page_cache():
-    """On SQLite, a bigger page cache for the import's connection while it runs.
-
-    A new client goes into a dozen indexes, four of them (email, name, phone, tax id) at
-    random places; with SQLite's default 2 MB cache nearly each of those inserts reads its
-    page again from the file, and more so the more clients there are.
-    """
-    if connection.vendor != "sqlite":
-        yield
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("PRAGMA cache_size")
-        (size,) = cursor.fetchone()
-        cursor.execute(f"PRAGMA cache_size = {-SQLITE_CACHE_KIB:d}")
-    try:
-        yield
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute(f"PRAGMA cache_size = {int(size):d}")
 
 
 def _run(importer: _Importer, source, sheet: Sheet, dry_run: bool) -> None:

@@ -330,15 +330,15 @@ def _insert(model: type[models.Model], fields: tuple[str, ...], rows: list[tuple
 
 
 @contextlib.contextmanager
-def roomy_sqlite_cache():
-    """A larger page cache on this connection while the batches run, then the old size."""
+def roomy_sqlite_cache(kib: int = SQLITE_CACHE_KIB):
+    """A larger page cache (`kib`) on this connection while the batches run, then the old size."""
     if connection.vendor != "sqlite":
         yield
         return
     with connection.cursor() as cursor:
         cursor.execute("PRAGMA cache_size")
         (before,) = cursor.fetchone()
-        cursor.execute(f"PRAGMA cache_size = {-SQLITE_CACHE_KIB:d}")
+        cursor.execute(f"PRAGMA cache_size = {-kib:d}")
     try:
         yield
     finally:
